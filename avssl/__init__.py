@@ -1,0 +1,3 @@
+"""avssl: self-supervised audio-visual speaker verification without identity labels."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,287 @@
+"""Typed configuration: YAML files loaded into dataclasses, with ``key=value`` overrides.
+
+Why typed: a typo in a key (``optim.lr_min`` for ``optim.min_lr``) or a string where a number belongs
+should stop the run before any data is read, with a message that names the key and the file, instead
+of being silently ignored and discovered hours later. OmegaConf's structured configs give us the type
+checks and the dotted-key overrides; this module turns its exceptions into :class:`ConfigError` and
+adds the range checks that types cannot express.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from avssl.errors import ConfigError
+from avssl.utils.atomic import atomic_write_text
+
+T = TypeVar("T")
+
+
+@dataclass
+class DataConfig:
+    """Where the training utterances and the augmentation sources are (files written by `avssl prepare`)."""
+
+    train_manifest: str = MISSING
+    noise_list: str | None = None
+    rir_list: str | None = None
+    sample_rate: int = 16000
+    num_workers: int = 0
+    cache_audio: bool = True  # keep decoded training audio in RAM (small corpora); False reads per crop
+
+
+@dataclass
+class CropConfig:
+    """DINO multi-crop: the teacher sees the global crops, the student sees all of them."""
+
+    num_global: int = 2
+    global_seconds: float = 3.0
+    num_local: int = 4
+    local_seconds: float = 2.0
+
+
+@dataclass
+class AugmentConfig:
+    """Independent corruption of every crop: reverberation or additive noise (method.md, stage I)."""
+
+    prob: float = 1.0
+    reverb_weight: float = 1.0
+    noise_weight: float = 1.0
+    # SNR range in dB per noise category (MUSAN folder names).
+    snr_db: dict[str, list[float]] = field(
+        default_factory=lambda: {"noise": [0.0, 15.0], "music": [5.0, 15.0], "speech": [10.0, 30.0]}
+    )
+
+
+@dataclass
+class FeatureConfig:
+    """Log-Mel filterbank front end, computed batched on the training device."""
+
+    n_mels: int = 80
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    n_fft: int = 512
+    mean_norm: bool = True
+
+
+@dataclass
+class EncoderConfig:
+    """The speaker encoder whose teacher copy gives the embeddings."""
+
+    name: str = "ecapa"
+    channels: int = 512
+    embedding_dim: int = 192
+
+
+@dataclass
+class DinoConfig:
+    """DINO head, loss temperatures, centring and teacher momentum (FAIR DINO / WeSpeaker values)."""
+
+    out_dim: int = 65536
+    hidden_dim: int = 2048
+    bottleneck_dim: int = 256
+    head_layers: int = 3
+    head_bn: bool = True
+    norm_last_layer: bool = True
+    freeze_last_layer_epochs: int = 1
+    student_temp: float = 0.1
+    warmup_teacher_temp: float = 0.04
+    teacher_temp: float = 0.07
+    warmup_teacher_temp_epochs: float = 0.2  # a fraction (< 1) of all epochs, or a number of epochs
+    center_momentum: float = 0.9
+    momentum_teacher: float = 0.996
+    momentum_teacher_end: float = 1.0
+
+
+@dataclass
+class OptimConfig:
+    """SGD with per-step cosine schedules; lr is given per 256 samples of global batch."""
+
+    epochs: int = 150
+    batch_size: int = 64  # per process
+    lr: float = 0.2
+    min_lr: float = 5e-5
+    warmup_epochs: float = 10.0
+    weight_decay: float = 5e-5
+    weight_decay_end: float = 5e-5
+    momentum: float = 0.9
+    clip_grad: float = 3.0
+    steps_per_epoch: int | None = None  # None: one pass over the training data per epoch
+
+
+@dataclass
+class RunConfig:
+    """Bookkeeping: seed, output folder, logging and checkpoint cadence."""
+
+    output_dir: str = MISSING
+    seed: int = 0
+    log_every: int = 10
+    save_every_epochs: int = 1
+    mixed_precision: str = "no"  # no | bf16 | fp16 (the latter two only on a GPU)
+    progress: bool = True
+    threads: int | None = None  # torch intra-op threads per process; None leaves torch's default
+
+
+@dataclass
+class DinoTrainConfig:
+    """Everything a stage-I (DINO) training run reads."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    crops: CropConfig = field(default_factory=CropConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    dino: DinoConfig = field(default_factory=DinoConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def validate(self) -> None:
+        """Range checks a type cannot express; each message names the offending key."""
+        checks: list[tuple[bool, str, str]] = [
+            (self.data.sample_rate > 0, "data.sample_rate", "must be positive"),
+            (self.data.num_workers >= 0, "data.num_workers", "must be >= 0"),
+            (self.crops.num_global >= 2, "crops.num_global", "DINO needs at least 2 global crops"),
+            (self.crops.num_local >= 0, "crops.num_local", "must be >= 0"),
+            (self.crops.global_seconds > 0, "crops.global_seconds", "must be positive"),
+            (self.crops.local_seconds > 0, "crops.local_seconds", "must be positive"),
+            (0.0 <= self.augment.prob <= 1.0, "augment.prob", "must be within [0, 1]"),
+            (self.augment.reverb_weight >= 0, "augment.reverb_weight", "must be >= 0"),
+            (self.augment.noise_weight >= 0, "augment.noise_weight", "must be >= 0"),
+            (self.encoder.name in ENCODERS, "encoder.name", f"must be one of {sorted(ENCODERS)}"),
+            (self.encoder.channels > 0, "encoder.channels", "must be positive"),
+            (self.encoder.embedding_dim > 0, "encoder.embedding_dim", "must be positive"),
+            (self.dino.out_dim > 1, "dino.out_dim", "must be > 1"),
+            (self.dino.head_layers >= 1, "dino.head_layers", "must be >= 1"),
+            (self.dino.student_temp > 0, "dino.student_temp", "must be positive"),
+            (self.dino.teacher_temp > 0, "dino.teacher_temp", "must be positive"),
+            (self.dino.warmup_teacher_temp > 0, "dino.warmup_teacher_temp", "must be positive"),
+            (0 <= self.dino.center_momentum < 1, "dino.center_momentum", "must be within [0, 1)"),
+            (0 <= self.dino.momentum_teacher <= 1, "dino.momentum_teacher", "must be within [0, 1]"),
+            (0 <= self.dino.momentum_teacher_end <= 1, "dino.momentum_teacher_end", "must be within [0, 1]"),
+            (self.optim.epochs > 0, "optim.epochs", "must be positive"),
+            (self.optim.batch_size > 0, "optim.batch_size", "must be positive"),
+            (self.optim.lr > 0, "optim.lr", "must be positive"),
+            (self.optim.min_lr >= 0, "optim.min_lr", "must be >= 0"),
+            (self.optim.warmup_epochs >= 0, "optim.warmup_epochs", "must be >= 0"),
+            (self.optim.clip_grad >= 0, "optim.clip_grad", "must be >= 0 (0 disables clipping)"),
+            (
+                self.optim.steps_per_epoch is None or self.optim.steps_per_epoch > 0,
+                "optim.steps_per_epoch",
+                "must be positive or null",
+            ),
+            (self.run.log_every > 0, "run.log_every", "must be positive"),
+            (self.run.save_every_epochs > 0, "run.save_every_epochs", "must be positive"),
+            (
+                self.run.mixed_precision in ("no", "bf16", "fp16"),
+                "run.mixed_precision",
+                "must be one of no, bf16, fp16",
+            ),
+        ]
+        for category, bounds in self.augment.snr_db.items():
+            ok = len(bounds) == 2 and bounds[0] <= bounds[1]
+            checks.append((ok, f"augment.snr_db.{category}", "must be [low, high] with low <= high"))
+        for ok, key, what in checks:
+            if not ok:
+                raise ConfigError(f"config key '{key}' {what} (got {_lookup(self, key)!r})")
+
+
+# Encoder names the config accepts; the model factory (avssl.models.build_encoder) knows the same set.
+ENCODERS = ("ecapa",)
+
+
+def _lookup(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
+    return obj
+
+
+def load_config(schema: type[T], path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> T:
+    """Load ``path`` (YAML) into ``schema``, apply ``key=value`` overrides, validate, return the object.
+
+    Precedence: schema defaults < file < overrides. Raises :class:`ConfigError` for a missing or
+    unparsable file, an unknown key, a value of the wrong type, a required key left unset, or a value
+    out of range, always naming the key (and the file when the file is at fault).
+    """
+    base = OmegaConf.structured(schema)
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path} (give the path to a YAML file, e.g. configs/demo/dino.yaml)")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(loaded).__name__}")
+        base = _merge(base, OmegaConf.create(loaded), source)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value (e.g. optim.epochs=10)")
+        key, value = item.split("=", 1)
+        if not _has_key(base, key):
+            raise ConfigError(f"override '{item}': unknown config key '{key}'")
+        base = _merge(base, OmegaConf.from_dotlist([item]), f"override '{item}'")
+    missing = sorted(OmegaConf.missing_keys(base))
+    if missing:
+        raise ConfigError(f"{source}: required config key(s) not set: {', '.join(missing)} (set them in the file or as key=value)")
+    try:
+        config = OmegaConf.to_object(base)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{source}: {_describe(err)}") from err
+    if hasattr(config, "validate"):
+        config.validate()
+    return config  # type: ignore[return-value]
+
+
+def _has_key(config: Any, dotted: str) -> bool:
+    """Whether ``dotted`` names an existing key (set or still MISSING) of a config node."""
+    node = config
+    for part in dotted.split("."):
+        if not OmegaConf.is_dict(node) or part not in node.keys():
+            return False
+        node = node._get_node(part)
+    return True
+
+
+def _merge(base: Any, update: Any, source: str) -> Any:
+    try:
+        return OmegaConf.merge(base, update)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{source}: {_describe(err)}") from err
+
+
+def _describe(err: OmegaConfBaseException) -> str:
+    """OmegaConf's message, reduced to its first line, with the full dotted key in front."""
+    message = str(err).splitlines()[0]
+    key = getattr(err, "full_key", None)
+    if key:
+        return f"config key '{key}': {message}"
+    return message
+
+
+def to_yaml(config: Any) -> str:
+    """The resolved config as YAML, the form saved beside every stage's outputs."""
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def save_config(config: Any, path: str | Path) -> Path:
+    """Write the resolved config atomically (so a stage's folder always says how it was made)."""
+    return atomic_write_text(path, to_yaml(config))
+
+
+def as_dict(config: Any) -> dict[str, Any]:
+    """A plain nested dict of a config dataclass (for JSON reports and TensorBoard hparams)."""
+    if is_dataclass(config):
+        return {f.name: as_dict(getattr(config, f.name)) for f in fields(config)}
+    if isinstance(config, dict):
+        return {k: as_dict(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [as_dict(v) for v in config]
+    return config

@@ -1,0 +1,335 @@
+"""Prepare a VoxCeleb-layout corpus: manifests, validated trial lists, augmentation lists and a report.
+
+This is the single entry point behind ``avssl prepare ROOT OUT``. It reads the corpus once, probing every
+file, and writes plain tables that later stages read instead of walking the corpus again:
+
+    OUT/manifests/<split>.tsv     utterances of dev/ and test/, audio joined to face video by key
+    OUT/trials/<name>.txt         each ROOT/trials list, minus trials that name unusable recordings
+    OUT/augment/{noise,rir}.tsv   augmentation recordings, when ROOT/augment exists
+    OUT/skipped.tsv               every file left out, with its reason
+    OUT/prepare_report.json       counts, reasons with examples, dropped trials and timing
+
+Problems with single files are reported and skipped; problems that make the output meaningless (no
+corpus, a malformed trial line, a trial list none of whose trials can be scored) raise DataError.
+Outputs are sorted and written atomically, so a re-run on the same input rewrites identical files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from avssl.data.manifest import Utterance, write_manifest
+from avssl.errors import DataError
+from avssl.prep.scan import (
+    MEDIA_DIRS,
+    SOUNDFILE_SUFFIXES,
+    UNEXPECTED_FILE,
+    UNEXPECTED_PATH,
+    Media,
+    MediaFile,
+    Skipped,
+    SplitScan,
+    probe_files,
+    scan_split,
+    walk_files,
+)
+from avssl.prep.trials import read_trial_lines
+from avssl.utils.atomic import atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("dev", "test")
+VIDEO_WITHOUT_AUDIO = "video_without_audio"
+EXAMPLES = 5  # examples per reason in the report; OUT/skipped.tsv lists them all
+LAYOUT = (
+    "expected ROOT/dev and/or ROOT/test, each with wav/<speaker>/<session>/<utt>.wav (or aac/.../*.m4a) "
+    "and optionally mp4/<speaker>/<session>/<utt>.mp4, plus optional ROOT/trials/*.txt and ROOT/augment/"
+)
+
+
+def prepare_corpus(
+    root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    workers: int | None = None,
+    progress: bool = False,
+    expected_sample_rate: int = 16000,
+) -> dict[str, Any]:
+    """Prepare ``root`` into ``out_dir`` and return the report that is also written as JSON.
+
+    ``workers`` is the number of probing processes (None: all cores; 1: in-process). Audio at another
+    sample rate than ``expected_sample_rate`` is skipped and reported.
+    """
+    started = time.perf_counter()
+    root, out = Path(root).resolve(), Path(out_dir).resolve()
+    splits = _find_splits(root, out)
+    report: dict[str, Any] = {
+        "root": str(root),
+        "out_dir": str(out),
+        "expected_sample_rate": expected_sample_rate,
+        "splits": {},
+        "trials": {},
+        "augment": {},
+    }
+    timing: dict[str, float] = {}
+    skipped_rows: list[tuple[str, Skipped]] = []
+    scans: dict[str, SplitScan] = {}
+    for split in splits:
+        tick = time.perf_counter()
+        scan = scan_split(root / split, expected_sample_rate, workers=workers, progress=progress)
+        utterances, orphans = join_media(scan)
+        write_manifest(out / "manifests" / f"{split}.tsv", utterances)
+        skipped = sorted(scan.skipped + orphans, key=lambda skip: (skip.path, skip.reason))
+        report["splits"][split] = _split_report(scan, utterances, skipped)
+        skipped_rows += [(split, skip) for skip in skipped]
+        scans[split] = scan
+        timing[split] = round(time.perf_counter() - tick, 3)
+
+    tick = time.perf_counter()
+    report["trials"] = _copy_trials(root / "trials", out / "trials", root / "test", scans.get("test"))
+    timing["trials"] = round(time.perf_counter() - tick, 3)
+
+    if (root / "augment").is_dir():
+        tick = time.perf_counter()
+        report["augment"], augment_skipped = _prepare_augment(
+            root / "augment", out / "augment", expected_sample_rate, workers, progress
+        )
+        skipped_rows += [("augment", skip) for skip in augment_skipped]
+        timing["augment"] = round(time.perf_counter() - tick, 3)
+
+    _write_skipped(out / "skipped.tsv", skipped_rows)
+    report["problems"] = len(skipped_rows) + sum(entry["dropped"] for entry in report["trials"].values())
+    timing["total"] = round(time.perf_counter() - started, 3)
+    report["timing_s"] = timing
+    atomic_write_json(out / "prepare_report.json", report)
+    _log_summary(report)
+    return report
+
+
+def _find_splits(root: Path, out: Path) -> list[str]:
+    """The split folders present; refuse a layout that would produce nothing or overwrite the corpus."""
+    if not root.is_dir():
+        raise DataError(f"corpus root {root} does not exist or is not a folder; {LAYOUT}")
+    if out == root:
+        raise DataError(
+            f"output folder {out} is the corpus root; choose another folder so ROOT/trials is kept"
+        )
+    splits = [split for split in SPLITS if (root / split).is_dir()]
+    if not splits:
+        raise DataError(f"corpus root {root} has no dev/ or test/ split folder; {LAYOUT}")
+    for split in splits:
+        if not any((root / split / folder).is_dir() for folder in MEDIA_DIRS):
+            raise DataError(f"split folder {root / split} has no wav/, aac/ or mp4/ folder; {LAYOUT}")
+    return splits
+
+
+def join_media(scan: SplitScan) -> tuple[list[Utterance], list[Skipped]]:
+    """One utterance per readable audio file, with its video when one shares the key.
+
+    Video without audio cannot become an utterance (the audio branch is always trained), so it is
+    returned as skipped rather than dropped without a word.
+    """
+    utterances = [
+        Utterance(
+            key=key,
+            audio=audio.path,
+            video=scan.video[key].path if key in scan.video else None,
+            duration=audio.duration,
+            sample_rate=audio.sample_rate,
+        )
+        for key, audio in sorted(scan.audio.items())
+    ]
+    orphans = [
+        Skipped(video.path, VIDEO_WITHOUT_AUDIO, f"no readable audio with key {key}", key, "video")
+        for key, video in sorted(scan.video.items())
+        if key not in scan.audio
+    ]
+    return utterances, orphans
+
+
+def _split_report(scan: SplitScan, utterances: list[Utterance], skipped: list[Skipped]) -> dict[str, Any]:
+    joined = sum(utt.video is not None for utt in utterances)
+    return {
+        "audio": len(scan.audio),
+        "video": len(scan.video),
+        "utterances": len(utterances),
+        "joined": joined,
+        "audio_only": len(utterances) - joined,
+        "hours": round(sum(utt.duration for utt in utterances) / 3600, 4),
+        "skipped": _summarise(skipped),
+    }
+
+
+def _summarise(skipped: list[Skipped]) -> dict[str, Any]:
+    """Counts per reason with the first few paths, so a report stays small on a million-file corpus."""
+    summary: dict[str, Any] = {}
+    for skip in skipped:
+        entry = summary.setdefault(skip.reason, {"count": 0, "examples": []})
+        entry["count"] += 1
+        if len(entry["examples"]) < EXAMPLES:
+            entry["examples"].append({"path": skip.path, "detail": skip.detail})
+    return dict(sorted(summary.items()))
+
+
+def _copy_trials(trial_dir: Path, out_dir: Path, test_dir: Path, test: SplitScan | None) -> dict[str, Any]:
+    """Validate each trial list against the test split and write the trials that can be scored.
+
+    A trial naming a recording that was skipped (corrupt, wrong rate) or never present is dropped and
+    counted; a list left with no trial at all means the wrong corpus or list, which is an error.
+    """
+    if not trial_dir.is_dir():
+        return {}
+    present: set[str] = set()
+    unusable: set[str] = set()
+    if test is not None:
+        present = set(test.audio)
+        unusable = {skip.key for skip in test.skipped if skip.kind == "audio"} - present
+    report: dict[str, Any] = {}
+    for path in sorted(trial_dir.glob("*.txt")):
+        trials = read_trial_lines(path)
+        kept = []
+        dropped = Counter()
+        absent_keys: dict[str, set[str]] = {"missing": set(), "skipped": set()}
+        for trial in trials:
+            absent = [key for key in (trial.enrol_key, trial.test_key) if key not in present]
+            if not absent:
+                kept.append(trial)
+                continue
+            for key in absent:
+                absent_keys["skipped" if key in unusable else "missing"].add(key)
+            dropped["skipped" if any(key in unusable for key in absent) else "missing"] += 1
+        if not kept:
+            missing, skipped = sorted(absent_keys["missing"]), sorted(absent_keys["skipped"])
+            raise DataError(
+                f"{path}: none of its {len(trials)} trials can be scored: {len(missing)} keys have no "
+                f"audio in {test_dir} (e.g. {', '.join(missing[:EXAMPLES]) or '-'}) and {len(skipped)} name "
+                f"skipped recordings (e.g. {', '.join(skipped[:EXAMPLES]) or '-'}); check that the list "
+                "belongs to this corpus and see OUT/skipped.tsv"
+            )
+        atomic_write_text(out_dir / path.name, "".join(trial.text() + "\n" for trial in kept))
+        report[path.stem] = {
+            "source": str(path),
+            "lines": len(trials),
+            "kept": len(kept),
+            "dropped": len(trials) - len(kept),
+            "dropped_missing": dropped["missing"],
+            "dropped_skipped": dropped["skipped"],
+            "missing_keys": len(absent_keys["missing"]),
+            "missing_examples": sorted(absent_keys["missing"])[:EXAMPLES],
+            "skipped_keys": len(absent_keys["skipped"]),
+            "skipped_examples": sorted(absent_keys["skipped"])[:EXAMPLES],
+        }
+    return report
+
+
+def _prepare_augment(
+    augment_dir: Path, out_dir: Path, expected_sample_rate: int, workers: int | None, progress: bool
+) -> tuple[dict[str, Any], list[Skipped]]:
+    """List noise (with its category, the first sub-folder) and room impulse responses, probed like speech."""
+    report: dict[str, Any] = {}
+    all_skipped: list[Skipped] = []
+    for name, min_depth in (("noise", 2), ("rir", 1)):
+        folder = augment_dir / name
+        if not folder.is_dir():
+            continue
+        files, skipped = _find_augment_audio(folder, min_depth)
+        found: list[Media] = []
+        for result in probe_files(files, expected_sample_rate, workers=workers, progress=progress, desc=name):
+            (skipped if isinstance(result, Skipped) else found).append(result)
+        skipped.sort(key=lambda skip: (skip.path, skip.reason))
+        found.sort(key=lambda media: media.path)
+        with_category = name == "noise"
+        lines = ["path\tduration\tsample_rate" + ("\tcategory" if with_category else "")]
+        for media in found:
+            category = f"\t{_category(media)}" if with_category else ""
+            lines.append(f"{media.path}\t{media.duration!r}\t{media.sample_rate}{category}")
+        atomic_write_text(out_dir / f"{name}.tsv", "\n".join(lines) + "\n")
+        report[name] = {"files": len(found), "skipped": _summarise(skipped)}
+        if with_category:
+            report[name]["categories"] = dict(sorted(Counter(map(_category, found)).items()))
+        all_skipped += skipped
+    return report, all_skipped
+
+
+def _category(media: Media) -> str:
+    """The noise category is the first folder below noise/ (MUSAN: noise, music, speech)."""
+    return media.key.split("/")[0]
+
+
+def _find_augment_audio(folder: Path, min_depth: int) -> tuple[list[MediaFile], list[Skipped]]:
+    """Audio files at least ``min_depth`` folders deep (noise needs its category folder)."""
+    files, skipped = [], []
+    for path in walk_files(folder):
+        relative = path.relative_to(folder).with_suffix("")
+        if path.suffix.lower() not in SOUNDFILE_SUFFIXES:
+            skipped.append(Skipped(str(path), UNEXPECTED_FILE, f"{folder.name}/ holds only .wav/.flac"))
+        elif len(relative.parts) < min_depth:
+            skipped.append(
+                Skipped(str(path), UNEXPECTED_PATH, f"expected {folder.name}/<category>/<file>.wav")
+            )
+        else:
+            files.append(MediaFile(key=relative.as_posix(), path=str(path), kind="audio"))
+    return files, skipped
+
+
+def _write_skipped(path: Path, rows: list[tuple[str, Skipped]]) -> None:
+    """All skipped files as TSV (where, path, reason, detail); details are flattened to one line."""
+    lines = ["where\tpath\treason\tdetail"]
+    for where, skip in rows:
+        lines.append("\t".join([where, skip.path, skip.reason, re.sub(r"\s+", " ", skip.detail).strip()]))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _log_summary(report: dict[str, Any]) -> None:
+    """A few lines for the terminal: what was prepared and, per reason, how much was left out."""
+    for split, entry in report["splits"].items():
+        log.info(
+            "%s: %d utterances (%d with video), %.2f h",
+            split,
+            entry["utterances"],
+            entry["joined"],
+            entry["hours"],
+        )
+        if not entry["utterances"]:
+            log.warning("%s: no usable utterance; its manifest is empty (see the reasons below)", split)
+        _log_skipped(split, entry["skipped"])
+    for name, entry in report["trials"].items():
+        log.info("trials %s: kept %d of %d", name, entry["kept"], entry["lines"])
+        if entry["dropped"]:
+            log.warning(
+                "trials %s: dropped %d trial(s), %d naming missing recordings (e.g. %s), %d naming skipped",
+                name,
+                entry["dropped"],
+                entry["dropped_missing"],
+                ", ".join(entry["missing_examples"][:2]) or "-",
+                entry["dropped_skipped"],
+            )
+    for name, entry in report["augment"].items():
+        log.info("augment %s: %d files", name, entry["files"])
+        _log_skipped(f"augment {name}", entry["skipped"])
+    out = Path(report["out_dir"])
+    log.info(
+        "prepared %s: %d problem(s); details in %s and %s",
+        out,
+        report["problems"],
+        out / "prepare_report.json",
+        out / "skipped.tsv",
+    )
+
+
+def _log_skipped(where: str, skipped: dict[str, Any]) -> None:
+    for reason, entry in skipped.items():
+        first = entry["examples"][0]
+        log.warning(
+            "%s: skipped %d file(s) as %s, e.g. %s (%s)",
+            where,
+            entry["count"],
+            reason,
+            first["path"],
+            first["detail"],
+        )

@@ -1,0 +1,293 @@
+"""Stage I: DINO self-distillation of a speaker encoder, on one process or many (HF Accelerate).
+
+Read top to bottom: data -> models -> optimiser and schedules -> resume -> the loop -> outputs.
+The same function runs under ``python -m avssl.cli train`` and ``accelerate launch ... -m avssl.cli
+train``; Accelerate decides the device and wraps the student in DDP when there are several processes.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from avssl.config import DinoTrainConfig, as_dict, save_config
+from avssl.data.augment import WaveAugment, load_augment_sources
+from avssl.data.manifest import read_manifest
+from avssl.data.samplers import EpochShardSampler
+from avssl.data.views import AudioMultiCropDataset
+from avssl.errors import AvsslError
+from avssl.features import Fbank
+from avssl.models import build_encoder
+from avssl.models.dino_head import DinoHead, EncoderWithHead
+from avssl.ssl.dino import DinoLoss, cosine_schedule, ema_update, teacher_temperature_schedule
+from avssl.train.checkpoint import load_checkpoint, save_checkpoint
+from avssl.train.encoder_file import save_encoder
+from avssl.train.monitor import CollapseWatch, ScalarLog
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+ENCODER = "encoder.pt"
+
+
+class TrainingDiverged(AvsslError):
+    """The loss became NaN or infinite; the last good checkpoint is left untouched."""
+
+
+@dataclass
+class DinoResult:
+    """What a finished run leaves behind (paths) and its final monitors."""
+
+    output_dir: Path
+    encoder_path: Path
+    student: nn.Module
+    teacher: nn.Module
+    final_loss: float
+    seconds: float
+
+
+def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs: int | None = None) -> DinoResult:
+    """Train student and teacher with DINO; write checkpoints, logs and the teacher encoder.
+
+    ``resume`` continues from ``run.output_dir/checkpoint.pt`` when it exists. ``stop_after_epochs``
+    ends this invocation after that many epochs (a job with a wall-time limit); the next call with
+    ``resume=True`` continues exactly where it stopped.
+    """
+    started = time.time()
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.run.mixed_precision)
+    if config.run.threads:
+        torch.set_num_threads(config.run.threads)
+    set_seed(config.run.seed)
+    out = Path(config.run.output_dir)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / "config.yaml")
+
+    # ---- data: each rank reads and crops its share; augmentation and fbank run on the device ----
+    utterances = read_manifest(config.data.train_manifest)
+    dataset = AudioMultiCropDataset(
+        utterances, config.crops, config.data.sample_rate, config.run.seed, config.data.cache_audio
+    )
+    global_batch = config.optim.batch_size * accelerator.num_processes
+    steps_per_epoch = config.optim.steps_per_epoch or max(len(dataset) // global_batch, 1)
+    sampler = EpochShardSampler(
+        len(dataset),
+        steps_per_epoch * config.optim.batch_size,
+        accelerator.num_processes,
+        accelerator.process_index,
+        config.run.seed,
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=config.optim.batch_size,
+        sampler=sampler,
+        num_workers=config.data.num_workers,
+        drop_last=True,
+        persistent_workers=config.data.num_workers > 0,
+    )
+    device = accelerator.device
+    fbank = Fbank(config.features, config.data.sample_rate).to(device)
+    sources = load_augment_sources(config.data.noise_list, config.data.rir_list, config.data.sample_rate)
+    augment = WaveAugment(sources.to(device), config.augment)
+
+    # ---- models: the teacher starts as a copy of the student and never receives gradients ----
+    encoder = build_encoder(config.encoder, config.features.n_mels)
+    student = EncoderWithHead(encoder, DinoHead(config.encoder.embedding_dim, config.dino))
+    teacher = copy.deepcopy(student)
+    for p in teacher.parameters():
+        p.requires_grad = False
+    n_crops = config.crops.num_global + config.crops.num_local
+    dino_loss = DinoLoss(
+        config.dino.out_dim,
+        config.crops.num_global,
+        n_crops,
+        teacher_temperature_schedule(
+            config.dino.warmup_teacher_temp,
+            config.dino.teacher_temp,
+            config.dino.warmup_teacher_temp_epochs,
+            config.optim.epochs,
+        ),
+        config.dino.student_temp,
+        config.dino.center_momentum,
+    ).to(device)
+
+    # ---- optimiser: no weight decay on biases and norm parameters; per-step schedules ----
+    optimizer = torch.optim.SGD(_parameter_groups(student), lr=0.0, momentum=config.optim.momentum)
+    epochs = config.optim.epochs
+    lr_schedule = cosine_schedule(
+        config.optim.lr * global_batch / 256, config.optim.min_lr, epochs, steps_per_epoch, config.optim.warmup_epochs
+    )
+    wd_schedule = cosine_schedule(config.optim.weight_decay, config.optim.weight_decay_end, epochs, steps_per_epoch)
+    momentum_schedule = cosine_schedule(
+        config.dino.momentum_teacher, config.dino.momentum_teacher_end, epochs, steps_per_epoch
+    )
+
+    # ---- resume: the checkpoint holds the state after its last finished epoch ----
+    start_epoch = 0
+    checkpoint_path = out / CHECKPOINT
+    if resume and checkpoint_path.is_file():
+        state = load_checkpoint(checkpoint_path)
+        student.load_state_dict(state["student"])
+        teacher.load_state_dict(state["teacher"])
+        optimizer.load_state_dict(state["optimizer"])
+        dino_loss.load_state_dict(state["dino_loss"])
+        start_epoch = int(state["epoch"])
+        log.info("resumed from %s after epoch %d", checkpoint_path, start_epoch)
+    student, optimizer = accelerator.prepare(student, optimizer)
+    teacher.to(device)
+
+    scalars = ScalarLog(out, accelerator.is_main_process)
+    watch = CollapseWatch(config.dino.out_dim)
+    ln_k = math.log(config.dino.out_dim)
+    last_loss = float("nan")
+    end_epoch = epochs if stop_after_epochs is None else min(epochs, start_epoch + stop_after_epochs)
+    for epoch in range(start_epoch, end_epoch):
+        dataset.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        student.train()
+        teacher.train()
+        bar = tqdm(
+            loader,
+            desc=f"DINO epoch {epoch + 1}/{epochs}",
+            disable=not (config.run.progress and accelerator.is_main_process),
+            leave=False,
+        )
+        for step_in_epoch, batch in enumerate(bar):
+            step = epoch * steps_per_epoch + step_in_epoch
+            for group in optimizer.param_groups:
+                group["lr"] = float(lr_schedule[step])
+                if group["weight_decay_enabled"]:
+                    group["weight_decay"] = float(wd_schedule[step])
+            generator = torch.Generator().manual_seed(
+                int(np.random.SeedSequence([config.run.seed, accelerator.process_index, step]).generate_state(1)[0])
+            )
+            global_feats, local_feats = _views(batch, augment, fbank, generator, device)
+
+            with accelerator.autocast():
+                teacher_out = teacher([global_feats])
+                student_out = student([global_feats, local_feats] if local_feats is not None else [global_feats])
+                loss, stats = dino_loss(student_out.float(), teacher_out.float(), epoch)
+            # Every rank must agree to stop, or the others would hang in the next all-reduce.
+            if accelerator.gather(torch.isfinite(loss).float().reshape(1)).min() < 1:
+                raise TrainingDiverged(
+                    f"non-finite DINO loss (rank {accelerator.process_index}: {loss.item()}) at epoch {epoch + 1}, step {step}: stopping. "
+                    f"The last good checkpoint ({checkpoint_path}) is intact; lower optim.lr or use "
+                    "run.mixed_precision=bf16 instead of fp16."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            if config.optim.clip_grad > 0:
+                accelerator.clip_grad_norm_(student.parameters(), config.optim.clip_grad)
+            if epoch < config.dino.freeze_last_layer_epochs:
+                for p in accelerator.unwrap_model(student).head.last_layer_parameters():
+                    p.grad = None
+            optimizer.step()
+            ema_update(accelerator.unwrap_model(student), teacher, float(momentum_schedule[step]))
+
+            last_loss = loss.item()
+            watch.update(stats["teacher_entropy"], step)
+            if step % config.run.log_every == 0 or step_in_epoch == steps_per_epoch - 1:
+                scalars.write(
+                    step,
+                    {
+                        "loss": last_loss,
+                        "teacher_entropy": stats["teacher_entropy"],
+                        "student_entropy": stats["student_entropy"],
+                        "ln_k": ln_k,
+                        "teacher_temp": stats["teacher_temp"],
+                        "lr": float(lr_schedule[step]),
+                        "weight_decay": float(wd_schedule[step]),
+                        "teacher_momentum": float(momentum_schedule[step]),
+                        "center_norm": float(dino_loss.center.norm()),
+                        "epoch": epoch + 1,
+                    },
+                )
+            bar.set_postfix(loss=f"{last_loss:.3f}", H_t=f"{stats['teacher_entropy']:.2f}")
+
+        _average_buffers(teacher, accelerator)
+        _average_buffers(accelerator.unwrap_model(student), accelerator)
+        if accelerator.is_main_process and (
+            (epoch + 1) % config.run.save_every_epochs == 0 or epoch + 1 in (epochs, end_epoch)
+        ):
+            save_checkpoint(
+                checkpoint_path,
+                {
+                    "student": accelerator.unwrap_model(student).state_dict(),
+                    "teacher": teacher.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "dino_loss": dino_loss.state_dict(),
+                    "epoch": epoch + 1,
+                    "step": (epoch + 1) * steps_per_epoch,
+                    "config": as_dict(config),
+                },
+            )
+            log.info("epoch %d/%d: loss %.4f, teacher entropy %.3f (ln K = %.3f)",
+                     epoch + 1, epochs, last_loss, stats["teacher_entropy"], ln_k)
+        accelerator.wait_for_everyone()
+
+    encoder_path = out / ENCODER
+    if accelerator.is_main_process:
+        save_encoder(encoder_path, teacher.encoder, config.encoder, config.features, config.data.sample_rate)
+    scalars.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return DinoResult(
+        out, encoder_path, accelerator.unwrap_model(student), teacher, last_loss, time.time() - started
+    )
+
+
+@torch.no_grad()
+def _average_buffers(model: nn.Module, accelerator: Accelerator) -> None:
+    """Average floating-point buffers (batch-norm statistics) over processes.
+
+    Each rank's running statistics follow its own batches (the teacher is not wrapped in DDP, and
+    DDP only broadcasts the student's buffers before a forward pass); averaging them once per epoch
+    keeps both models identical on every rank and makes the statistics reflect all the data.
+    """
+    if accelerator.num_processes == 1:
+        return
+    for buffer in model.buffers():
+        if buffer.is_floating_point():
+            buffer.copy_(accelerator.reduce(buffer, reduction="mean"))
+
+
+def _views(
+    batch: dict[str, torch.Tensor],
+    augment: WaveAugment,
+    fbank: Fbank,
+    generator: torch.Generator,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Crops -> augmented fbank, crop-major: rows [c*B:(c+1)*B] are crop c of every sample."""
+
+    def featurise(crops: torch.Tensor) -> torch.Tensor:
+        waves = crops.to(device).transpose(0, 1).reshape(-1, crops.shape[-1])
+        return fbank(augment(waves, generator))
+
+    local = batch.get("local")
+    return featurise(batch["global"]), (featurise(local) if local is not None else None)
+
+
+def _parameter_groups(model: nn.Module) -> list[dict]:
+    """Weight decay on weights only: biases and 1-D (norm) parameters are not regularised."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
+    return [
+        {"params": decay, "weight_decay_enabled": True, "weight_decay": 0.0},
+        {"params": no_decay, "weight_decay_enabled": False, "weight_decay": 0.0},
+    ]

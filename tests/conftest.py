@@ -1,0 +1,56 @@
+"""Shared fixtures: every test generates its own tiny data; nothing here needs ../shared or a network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Deterministic, quiet, two-core friendly test runs.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded audio-visual corpus at `tiny` size (seed 0), generated once per test session."""
+    from avssl.synth.corpus import generate_corpus
+
+    root = tmp_path_factory.mktemp("tiny_corpus")
+    generate_corpus(root, size="tiny", seed=0, workers=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`avssl prepare` output (manifests, trials, augmentation lists) of the tiny corpus."""
+    from avssl.prep.corpus import prepare_corpus
+
+    out = tmp_path_factory.mktemp("tiny_prepared")
+    prepare_corpus(tiny_corpus, out, workers=1)
+    return out
+
+
+def tiny_dino_overrides(prepared: Path, output_dir: Path) -> list[str]:
+    """A DINO config small enough to train for a few steps in seconds on one CPU core."""
+    return [
+        f"data.train_manifest={prepared / 'manifests' / 'dev.tsv'}",
+        f"data.noise_list={prepared / 'augment' / 'noise.tsv'}",
+        f"data.rir_list={prepared / 'augment' / 'rir.tsv'}",
+        f"run.output_dir={output_dir}",
+        "crops.global_seconds=1.0",
+        "crops.local_seconds=0.5",
+        "crops.num_local=2",
+        "encoder.channels=16",
+        "encoder.embedding_dim=16",
+        "dino.out_dim=64",
+        "dino.hidden_dim=32",
+        "dino.bottleneck_dim=16",
+        "optim.epochs=2",
+        "optim.batch_size=4",
+        "optim.warmup_epochs=1",
+        "run.progress=false",
+        "run.log_every=1",
+        "run.threads=1",
+    ]
