@@ -22,6 +22,7 @@ from avssl.errors import ConfigError
 from avssl.eval.baselines import mfcc_stats_embedding
 from avssl.eval.evaluate import evaluate_trials, format_table, mean_embedding
 from avssl.eval.extract import embed_utterances, encoder_embedder, save_embeddings
+from avssl.eval.plots import plot_dino_training
 from avssl.features import Fbank
 from avssl.models import build_encoder
 from avssl.prep.corpus import prepare_corpus
@@ -72,7 +73,8 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
     timed("prepare", lambda: prepare_corpus(corpus, data, workers=workers))
     dev = read_manifest(data / "manifests" / "dev.tsv")
     test = read_manifest(data / "manifests" / "test.tsv")
-    trial_files = sorted((data / "trials").glob("*.txt"))
+    # Balanced list first, then the hard one (the O / H order of the VoxCeleb protocol).
+    trial_files = sorted((data / "trials").glob("*.txt"), key=lambda p: (not p.stem.endswith("-O"), p.stem))
     lists = [path.stem for path in trial_files]
 
     config = load_config(
@@ -108,6 +110,7 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
     timed("baseline: untrained encoder", lambda: score(
         "untrained encoder", "untrained", encoder_embedder(untrained, fbank)))
     dino = timed("train: DINO", lambda: train_dino(config, resume=True))
+    plot_dino_training(dino.output_dir / "train_log.jsonl", out / "dino_training.png")
     teacher, teacher_fbank, _ = load_encoder(dino.encoder_path)
     timed("extract+score: DINO", lambda: score("DINO (teacher)", "dino", encoder_embedder(teacher, teacher_fbank)))
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from avssl.config import DinoTrainConfig, load_config
-from avssl.eval.extract import embed_utterances, encoder_embedder
 from avssl.data.manifest import read_manifest
+from avssl.eval.extract import embed_utterances, encoder_embedder
 from avssl.train.encoder_file import load_encoder
 from avssl.train.stage_dino import TrainingDiverged, train_dino
 from tests.conftest import tiny_dino_overrides

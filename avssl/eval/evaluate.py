@@ -37,7 +37,7 @@ def evaluate_trials(
 
 def _write_scores(path: Path, trials: TrialList, scores: np.ndarray) -> None:
     """One line per trial: enrol key, test key, score, label (the format other tools read)."""
-    lines = (f"{e} {t} {s:.6f} {lab}" for e, t, s, lab in zip(trials.enrol, trials.test, scores, trials.labels))
+    lines = (f"{e} {t} {s:.6f} {lab}" for e, t, s, lab in zip(trials.enrol, trials.test, scores, trials.labels, strict=True))
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 

@@ -142,8 +142,7 @@ class _Canvas:
 
 
 def _rgba(rgb, factor: float = 1.0) -> tuple[int, int, int, int]:
-    r, g, b = (int(np.clip(c * factor, 0, 255)) for c in rgb)
-    return r, g, b, 255
+    return (*(int(min(255.0, max(0.0, c * factor))) for c in rgb), 255)
 
 
 def _arc(cx: float, cy: float, ax: float, ay: float, start: float, stop: float, n: int = 24) -> np.ndarray:
@@ -238,48 +237,81 @@ def _hair_cap(cv: _Canvas, face: FaceParams, g: _Geometry, hair, skin) -> None:
     else:
         line = np.array([[cx + 0.97 * rx, cy - 0.22 * ry], [cx + 0.55 * rx, h], [cx, h - 0.05 * ry],
                          [cx - 0.55 * rx, h], [cx - 0.97 * rx, cy - 0.22 * ry]])
-    colour = tuple(int(0.35 * a + 0.65 * b) for a, b in zip(hair, skin)) if face.hair_style == 2 else hair
+    colour = tuple(int(0.35 * a + 0.65 * b) for a, b in zip(hair, skin, strict=True)) if face.hair_style == 2 else hair
     cv.poly(np.concatenate([top, line]), _rgba(colour))
 
 
+_SCLERA = (240, 240, 235)
+_PUPIL = (15, 10, 10)
+_INSIDE = (55, 18, 22)
+_TEETH = (232, 226, 215)
+_FRAME = (30, 30, 35)
+
+
+def _palette(face: FaceParams, g: _Geometry, light: np.ndarray) -> dict[str, tuple]:
+    """Colours of the per-frame parts, lit like the spot of the frame where each part sits (the static
+    layer is lit as a whole before it moves, so both stay consistent). Eye colours are (left, right)."""
+    size = light.shape[0]
+
+    def gain(x: float, y: float) -> np.ndarray:
+        return light[min(max(int(y), 0), size - 1), min(max(int(x), 0), size - 1)]
+
+    def lit(rgb, k: np.ndarray, factor: float = 1.0) -> tuple[int, int, int, int]:
+        return (*(int(min(255.0, c * factor * float(m))) for c, m in zip(rgb, k, strict=True)), 255)
+
+    ey = g.cy + face.eye_y * g.ry
+    eyes = [gain(g.cx + side * face.eye_spacing * g.rx, ey) for side in (-1, 1)]
+    mouth = gain(g.cx, g.cy + face.mouth_y * g.ry)
+    skin = (face.skin_r, face.skin_g, face.skin_b)
+    lip = (face.lip_r, face.lip_g, face.lip_b)
+    iris = (face.iris_r, face.iris_g, face.iris_b)
+    return {
+        "sclera": tuple(lit(_SCLERA, k) for k in eyes),
+        "iris": tuple(lit(iris, k) for k in eyes),
+        "pupil": tuple(lit(_PUPIL, k) for k in eyes),
+        "lid": tuple(lit(skin, k, 0.6) for k in eyes),
+        "closed": tuple(lit(skin, k, 0.55) for k in eyes),
+        "glasses": tuple(lit(_FRAME, k) for k in eyes),
+        "lip": lit(lip, mouth),
+        "lip_line": lit(lip, mouth, 0.6),
+        "inside": lit(_INSIDE, mouth),
+        "teeth": lit(_TEETH, mouth),
+    }
+
+
 def _draw_moving(cv: _Canvas, face: FaceParams, g: _Geometry, openness: float, eyes_open: float,
-                 gaze: tuple[float, float]) -> None:
+                 gaze: tuple[float, float], colours: dict[str, tuple]) -> None:
     """Per-frame parts: eyes (blinking), mouth (opening with the speech), glasses over the eyes."""
     cx, cy, rx, ry = g.cx, g.cy, g.rx, g.ry
     ey = cy + face.eye_y * ry
     ew = face.eye_size * ry
     eh = 0.55 * ew * eyes_open
-    iris = (face.iris_r, face.iris_g, face.iris_b, 255)
-    skin = (face.skin_r, face.skin_g, face.skin_b)
-    for side in (-1, 1):
+    for k, side in enumerate((-1, 1)):
         ex = cx + side * face.eye_spacing * rx
         if eyes_open < 0.25:
-            cv.line(ex - ew, ey, ex + ew, ey, _rgba(skin, 0.55), 0.04 * ry)
-            continue
-        cv.ellipse(ex, ey, ew, eh, (240, 240, 235, 255))
-        ir = min(0.45 * ew, eh)
-        ix, iy = ex + gaze[0] * 0.3 * ew, ey + gaze[1] * 0.2 * eh
-        cv.ellipse(ix, iy, ir, ir, iris)
-        cv.ellipse(ix, iy, 0.45 * ir, 0.45 * ir, (15, 10, 10, 255))
-        cv.ellipse(ex, ey - eh, ew * 1.02, 0.02 * ry + 1.0 / _ONE, _rgba(skin, 0.6))
-    mx, my = cx, cy + face.mouth_y * ry
+            cv.line(ex - ew, ey, ex + ew, ey, colours["closed"][k], 0.04 * ry)
+        else:
+            cv.ellipse(ex, ey, ew, eh, colours["sclera"][k])
+            ir = min(0.45 * ew, eh)
+            ix, iy = ex + gaze[0] * 0.3 * ew, ey + gaze[1] * 0.2 * eh
+            cv.ellipse(ix, iy, ir, ir, colours["iris"][k])
+            cv.ellipse(ix, iy, 0.45 * ir, 0.45 * ir, colours["pupil"][k])
+            cv.ellipse(ex, ey - eh, ew * 1.02, 0.02 * ry + 1.0 / _ONE, colours["lid"][k])
+        if face.glasses:
+            cv.ellipse(ex, ey, 1.5 * ew, 1.15 * ew, colours["glasses"][k], thickness=max(1, round(0.035 * ry)))
+    if face.glasses:
+        inner = face.eye_spacing * rx - 1.5 * ew
+        cv.line(cx - inner, ey, cx + inner, ey, colours["glasses"][0], max(1.0, 0.035 * ry))
+    my = cy + face.mouth_y * ry
     mw = face.mouth_width * rx
     oh = openness * 0.2 * ry
-    lip = (face.lip_r, face.lip_g, face.lip_b, 255)
-    cv.ellipse(mx, my, mw, face.lip_thickness * ry + oh, lip)
+    cv.ellipse(cx, my, mw, face.lip_thickness * ry + oh, colours["lip"])
     if oh > 0.02 * ry:
-        cv.ellipse(mx, my, 0.8 * mw, oh, (55, 18, 22, 255))
+        cv.ellipse(cx, my, 0.8 * mw, oh, colours["inside"])
         if oh > 0.06 * ry:
-            cv.ellipse(mx, my - 0.6 * oh, 0.55 * mw, 0.3 * oh, (232, 226, 215, 255))
+            cv.ellipse(cx, my - 0.6 * oh, 0.55 * mw, 0.3 * oh, colours["teeth"])
     else:
-        cv.line(mx - mw, my, mx + mw, my, _rgba(lip[:3], 0.6), 0.015 * ry)
-    if face.glasses:
-        frame = (30, 30, 35, 255)
-        thick = max(1.0, 0.035 * ry)
-        for side in (-1, 1):
-            ex = cx + side * face.eye_spacing * rx
-            cv.ellipse(ex, ey, 1.5 * ew, 1.15 * ew, frame, thickness=int(round(thick)))
-        cv.line(cx - face.eye_spacing * rx + 1.5 * ew, ey, cx + face.eye_spacing * rx - 1.5 * ew, ey, frame, thick)
+        cv.line(cx - mw, my, cx + mw, my, colours["lip_line"], 0.015 * ry)
 
 
 def _smooth_noise(rng: np.random.Generator, n: int, width: int) -> np.ndarray:
@@ -341,36 +373,39 @@ def render_video(face: FaceParams, look: LookParams, openness: np.ndarray, rng: 
     """Frames (T, size, size, 3) uint8 RGB of ``face`` talking with per-frame ``openness`` in ``look``.
 
     ``backdrop`` and ``light`` are the session's :func:`background` and :func:`light_map`, computed
-    once per session by the caller."""
+    once per session by the caller. The face layer is premultiplied RGBA (what anti-aliased drawing on
+    transparent black produces), so compositing over the backdrop is one multiply-add per frame."""
     n = openness.size
     g = _geometry(face, look, size)
     static = _static_layer(face, look, g, size)
+    static[..., :3] = np.clip(static[..., :3] * light, 0, 255).astype(np.uint8)
+    backdrop_lit = np.clip(backdrop * light, 0, 255).astype(np.uint8)
+    colours = _palette(face, g, light)
     eyes = _blinks(rng, n, fps)
-    gaze = tuple(rng.uniform(-1, 1, 2))
+    gaze = (float(rng.uniform(-1, 1)), float(rng.uniform(-1, 1)))
     angle = look.rotation_deg + 2.5 * look.motion * _smooth_noise(rng, n, 21)
     shift_x = 0.012 * size * look.motion * _smooth_noise(rng, n, 25)
     shift_y = 0.008 * size * look.motion * _smooth_noise(rng, n, 25)
     scale = 1 + 0.01 * look.motion * _smooth_noise(rng, n, 31)
-    fg = np.empty((n, size, size, 4), np.uint8)
+    sigma = look.blur * size / _NOMINAL
+    if look.noise_std > 0:  # a small bank of noise fields cycled with random offsets: sensor noise, cheaply
+        bank = np.round(rng.standard_normal((4, size, 2 * size, 3)) * look.noise_std).astype(np.int16)
+        picks, offsets = rng.integers(0, 4, n), rng.integers(0, size, n)
+    frames = np.empty((n, size, size, 3), np.uint8)
     work = np.empty_like(static)
+    moved = np.empty_like(static)
     canvas = _Canvas(work)
     for i in range(n):
         np.copyto(work, static)
-        _draw_moving(canvas, face, g, float(openness[i]), float(eyes[i]), gaze)
+        _draw_moving(canvas, face, g, float(openness[i]), float(eyes[i]), gaze, colours)
         m = cv2.getRotationMatrix2D((g.cx, g.cy + 0.5 * g.ry), float(angle[i]), float(scale[i]))
         m[:, 2] += (shift_x[i], shift_y[i])
-        cv2.warpAffine(work, m, (size, size), dst=fg[i], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    alpha = fg[..., 3:].astype(np.float32) * (1.0 / 255.0)
-    frames = fg[..., :3] * alpha + backdrop * (1.0 - alpha)
-    frames *= light
-    sigma = look.blur * size / _NOMINAL
-    if sigma > 0.2:  # optics blur first, sensor noise after
-        for i in range(n):
+        cv2.warpAffine(work, m, (size, size), dst=moved, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        behind = cv2.cvtColor(cv2.bitwise_not(cv2.extractChannel(moved, 3)), cv2.COLOR_GRAY2RGB)
+        cv2.add(cv2.cvtColor(moved, cv2.COLOR_RGBA2RGB), cv2.multiply(backdrop_lit, behind, scale=1 / 255),
+                dst=frames[i])
+        if sigma > 0.2:  # optics blur first, sensor noise after
             cv2.GaussianBlur(frames[i], (0, 0), sigma, dst=frames[i])
-    if look.noise_std > 0:  # a small bank of noise fields cycled with random offsets: sensor noise, cheaply
-        bank = rng.standard_normal((4, size, size, 3), dtype=np.float32) * look.noise_std
-        picks = rng.integers(0, 4, n)
-        rolls = rng.integers(0, size, n)
-        for i in range(n):
-            frames[i] += np.roll(bank[picks[i]], rolls[i], axis=1)
-    return np.clip(frames, 0, 255).astype(np.uint8)
+        if look.noise_std > 0:
+            cv2.add(frames[i], bank[picks[i]][:, offsets[i] : offsets[i] + size], dst=frames[i], dtype=cv2.CV_8U)
+    return frames

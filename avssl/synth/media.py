@@ -36,6 +36,7 @@ def write_mp4(path: str | Path, frames: np.ndarray, audio: np.ndarray, sr: int, 
         sound = container.add_stream("aac", rate=sr)
         sound.layout = "mono"
         sound.bit_rate = 64_000
+        sound.options = {"aac_coder": "fast"}  # 2.5x faster than the default two-loop search
         sound.codec_context.thread_count = 1
         for image in frames:
             container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))

@@ -84,21 +84,21 @@ def _sample_channel(rng: np.random.Generator) -> ChannelParams:
     reverberant = rng.random() < 0.35
     return ChannelParams(
         low_shelf_hz=float(np.exp(rng.uniform(np.log(150), np.log(700)))),
-        low_shelf_db=float(rng.uniform(-10, 10)),
+        low_shelf_db=float(rng.uniform(-6, 6)),
         high_shelf_hz=float(np.exp(rng.uniform(np.log(1500), np.log(5000)))),
-        high_shelf_db=float(rng.uniform(-14, 8)),
+        high_shelf_db=float(rng.uniform(-8, 5)),
         peak1_hz=float(np.exp(rng.uniform(np.log(250), np.log(1500)))),
-        peak1_db=float(rng.uniform(-10, 10)),
+        peak1_db=float(rng.uniform(-6, 6)),
         peak1_oct=float(rng.uniform(0.4, 1.5)),
         peak2_hz=float(np.exp(rng.uniform(np.log(1500), np.log(6000)))),
-        peak2_db=float(rng.uniform(-10, 10)),
+        peak2_db=float(rng.uniform(-6, 6)),
         peak2_oct=float(rng.uniform(0.4, 1.5)),
-        highpass_hz=float(rng.uniform(80, 300)) if rng.random() < 0.5 else 0.0,
-        lowpass_hz=float(rng.uniform(3400, 6000)) if rng.random() < 0.3 else 0.0,
+        highpass_hz=float(rng.uniform(60, 200)) if rng.random() < 0.3 else 0.0,
+        lowpass_hz=float(rng.uniform(4000, 7000)) if rng.random() < 0.15 else 0.0,
         noise_slope=float(rng.uniform(-2.0, 0.5)),
         noise_peak_hz=float(np.exp(rng.uniform(np.log(100), np.log(3000)))),
         hum_hz=float(rng.choice([50.0, 60.0])) if rng.random() < 0.25 else 0.0,
-        snr_db=float(rng.uniform(3, 30)),
+        snr_db=float(rng.uniform(10, 40)),
         rt60_s=float(rng.uniform(0.2, 0.8)) if reverberant else 0.0,
         drr_db=float(rng.uniform(-3, 10)),
         level_db=float(rng.uniform(-34, -18)),
@@ -143,9 +143,9 @@ def channel_response_db(channel: ChannelParams, freqs: np.ndarray) -> np.ndarray
                               (channel.peak2_hz, channel.peak2_db, channel.peak2_oct)):
         db += gain * np.exp(-0.5 * (np.log2(f / hz) / (octaves / 2)) ** 2)
     if channel.highpass_hz:
-        db += 10 * np.log10(1 / (1 + (channel.highpass_hz / f) ** 8))
+        db += 10 * np.log10(1 / (1 + (channel.highpass_hz / f) ** 4))
     if channel.lowpass_hz:
-        db += 10 * np.log10(1 / (1 + (f / channel.lowpass_hz) ** 16))
+        db += 10 * np.log10(1 / (1 + (f / channel.lowpass_hz) ** 8))
     return db
 
 
@@ -180,7 +180,9 @@ def room_impulse_response(rng: np.random.Generator, rt60_s: float, drr_db: float
     tail[: int(0.005 * sr)] = 0.0
     rir = np.zeros(n)
     rir[0] = 1.0
-    for delay, gain in zip(rng.uniform(0.005, 0.05, 6), rng.uniform(0.2, 0.7, 6) * rng.choice([-1, 1], 6)):
+    delays = rng.uniform(0.005, 0.05, 6)
+    gains = rng.uniform(0.2, 0.7, 6) * rng.choice([-1, 1], 6)
+    for delay, gain in zip(delays, gains, strict=True):
         rir[int(delay * sr)] += gain * np.exp(-6.91 * delay / rt60_s)
     direct = 1.0
     reverb_energy = np.sum(tail**2)

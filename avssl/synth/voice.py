@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 HOP = 160  # 10 ms control frames at 16 kHz
 N_FFT = 3 * HOP  # 30 ms analysis frames; three hops per frame make overlap-add a reshape
 _WINDOW = np.hanning(N_FFT + 1)[:-1]  # periodic Hann
@@ -74,6 +75,10 @@ class VoiceParams:
     breathiness: float  # aspiration noise relative to voicing
     rate_sps: float  # syllables per second
     nasality: float  # damping of F2-F3 in every voiced sound
+    sinus_hz: float  # a fixed extra resonance (nasal/sinus cavities)
+    sinus_db: float
+    fossa_hz: float  # a fixed anti-resonance (piriform fossa), a known speaker cue at 4-5 kHz
+    fossa_db: float
 
 
 def sample_voice(rng: np.random.Generator, sex: str) -> VoiceParams:
@@ -84,18 +89,22 @@ def sample_voice(rng: np.random.Generator, sex: str) -> VoiceParams:
         sex=sex,
         f0_hz=float(np.exp(rng.uniform(np.log(85), np.log(155)) if male else rng.uniform(np.log(165), np.log(255)))),
         f0_range_st=float(rng.uniform(1.0, 4.0)),
-        formant_scale=float(np.clip(rng.normal(0.93 if male else 1.07, 0.045), 0.85, 1.15)),
-        f1_shift=float(rng.normal(1.0, 0.05)),
-        f2_shift=float(rng.normal(1.0, 0.05)),
-        f3_shift=float(rng.normal(1.0, 0.04)),
-        f4_hz=float(rng.uniform(3300, 3900)),
-        bandwidth_scale=float(rng.uniform(0.75, 1.5)),
-        tilt_db_oct=float(rng.uniform(-10.0, -3.0)),
+        formant_scale=float(np.clip(rng.normal(0.93 if male else 1.07, 0.06), 0.85, 1.15)),
+        f1_shift=float(rng.normal(1.0, 0.07)),
+        f2_shift=float(rng.normal(1.0, 0.07)),
+        f3_shift=float(rng.normal(1.0, 0.05)),
+        f4_hz=float(rng.uniform(3000, 4300)),
+        bandwidth_scale=float(rng.uniform(0.6, 1.8)),
+        tilt_db_oct=float(rng.uniform(-13.0, -2.0)),
         jitter=float(rng.uniform(0.002, 0.02)),
         shimmer=float(rng.uniform(0.02, 0.12)),
-        breathiness=float(rng.uniform(0.02, 0.35)),
+        breathiness=float(rng.uniform(0.02, 0.5)),
         rate_sps=float(rng.uniform(3.5, 6.5)),
         nasality=float(rng.uniform(0.0, 1.0)),
+        sinus_hz=float(np.exp(rng.uniform(np.log(800), np.log(2800)))),
+        sinus_db=float(rng.uniform(0.0, 8.0)),
+        fossa_hz=float(rng.uniform(3800, 5500)),
+        fossa_db=float(rng.uniform(0.0, 15.0)),
     )
 
 
@@ -233,6 +242,14 @@ def _resonances(freqs: np.ndarray, formants: np.ndarray, bandwidths: np.ndarray)
     return 1.0 / np.sqrt(power)
 
 
+def _timbre(voice: VoiceParams, freqs: np.ndarray) -> np.ndarray:
+    """The speaker's fixed, content-independent colouring: a cavity resonance and the fossa dip."""
+    f = np.maximum(freqs, 1.0)
+    db = voice.sinus_db * np.exp(-0.5 * (np.log2(f / voice.sinus_hz) / 0.2) ** 2)
+    db -= voice.fossa_db * np.exp(-0.5 * (np.log2(f / voice.fossa_hz) / 0.1) ** 2)
+    return 10 ** (db / 20)
+
+
 def _stft(x: np.ndarray) -> np.ndarray:
     """Frames centred on multiples of HOP (frame t covers [t*HOP - N_FFT/2, t*HOP + N_FFT/2)): (T, F)."""
     n_frames = x.size // HOP + 1
@@ -278,6 +295,7 @@ def synthesize_speech(voice: VoiceParams, n_samples: int, rng: np.random.Generat
     tract = _resonances(freqs, formants, bandwidths)
 
     tilt = np.minimum(1.0, (np.maximum(freqs, 1.0) / 150.0) ** (voice.tilt_db_oct / 6.02))
+    tract *= _timbre(voice, freqs).astype(np.float32)
     asp_tilt = np.minimum(1.0, (np.maximum(freqs, 1.0) / 500.0) ** -0.5)
     aspiration = tracks.aspiration + voice.breathiness * tracks.voicing
     width = np.maximum(tracks.noise_width, 1.0)
