@@ -191,7 +191,7 @@ class DinoTrainConfig:
 
 
 # Encoder names the config accepts; the model factory (avssl.models.build_encoder) knows the same set.
-ENCODERS = ("ecapa",)
+ENCODERS = ("ecapa", "resnet34")
 
 
 def _lookup(obj: Any, dotted: str) -> Any:

@@ -14,4 +14,10 @@ def build_encoder(config: EncoderConfig, n_mels: int) -> nn.Module:
         from avssl.models.ecapa import EcapaTdnn
 
         return EcapaTdnn(n_mels=n_mels, channels=config.channels, embedding_dim=config.embedding_dim)
+    if config.name == "resnet34":
+        from avssl.models.resnet import ResNetSpeakerEncoder
+
+        return ResNetSpeakerEncoder(
+            n_mels=n_mels, channels=config.channels, embedding_dim=config.embedding_dim
+        )
     raise ConfigError(f"config key 'encoder.name': unknown encoder '{config.name}'")

@@ -19,10 +19,12 @@ from dataclasses import asdict, dataclass, fields
 from multiprocessing import get_context
 from pathlib import Path
 
+import cv2
 import numpy as np
+from tqdm import tqdm
 
 from avssl.errors import ConfigError, DataError
-from avssl.synth.augment_corpus import write_augment_file
+from avssl.synth.augment_corpus import KINDS, write_augment_file
 from avssl.synth.face import FaceParams, background, light_map, mouth_openness, render_video, sample_face
 from avssl.synth.media import VIDEO_CODEC, write_mp4, write_wav
 from avssl.synth.session import SessionParams, apply_channel, sample_session, session_rir
@@ -65,9 +67,28 @@ class SizePreset:
 
 
 SIZES: dict[str, SizePreset] = {
-    "tiny": SizePreset(6, 2, 2, 4, 2, 2, (1.5, 2.5), 64, 40, 6, 3, 2, 2, 3, 3.0),
-    "demo": SizePreset(48, 4, 4, 20, 4, 4, (2.5, 4.5), 128, 3000, 16, 30, 10, 10, 20, 6.0),
-    "large": SizePreset(400, 6, 6, 80, 4, 4, (2.5, 6.0), 128, 20000, 40, 200, 60, 60, 100, 8.0),
+    # The test suite's corpus: a few seconds to generate.
+    "tiny": SizePreset(
+        train_identities=6, train_sessions=2, train_utterances=2,
+        test_identities=4, test_sessions=2, test_utterances=2,
+        duration_s=(1.5, 2.5), frame_size=64, trials=40, extra_identities=6,
+        noise_files=3, music_files=2, babble_files=2, rir_files=3, augment_seconds=3.0,
+    ),
+    # The demo recipes' corpus: under a minute on two cores. 4 x 4 test utterances per identity give
+    # 1500 distinct cross-session target pairs, enough for 3000-trial lists.
+    "demo": SizePreset(
+        train_identities=48, train_sessions=4, train_utterances=4,
+        test_identities=20, test_sessions=4, test_utterances=4,
+        duration_s=(2.5, 4.5), frame_size=128, trials=3000, extra_identities=16,
+        noise_files=30, music_files=10, babble_files=10, rir_files=20, augment_seconds=6.0,
+    ),
+    # Benchmarks: a few hundred speakers.
+    "large": SizePreset(
+        train_identities=400, train_sessions=6, train_utterances=6,
+        test_identities=80, test_sessions=4, test_utterances=4,
+        duration_s=(2.5, 6.0), frame_size=128, trials=20000, extra_identities=40,
+        noise_files=200, music_files=60, babble_files=60, rir_files=100, augment_seconds=8.0,
+    ),
 }
 
 
@@ -167,20 +188,30 @@ def render_session(job: SessionJob) -> float:
     return seconds
 
 
-def _augment_jobs(out_dir: Path, preset: SizePreset, seed: int, extra: list[Identity]) -> list[tuple]:
-    voices = [ident.voice for ident in extra]
-    jobs = []
-    for code, (kind, count) in enumerate((("noise", preset.noise_files), ("music", preset.music_files),
-                                          ("speech", preset.babble_files), ("rir", preset.rir_files))):
-        for i in range(count):
-            jobs.append((str(out_dir), kind, i, seed, code, preset.augment_seconds, voices if kind == "speech" else []))
-    return jobs
+@dataclass(frozen=True)
+class AugmentJob:
+    """One augmentation file to write (picklable for the worker pool)."""
+
+    out_dir: str
+    seed: int
+    kind: str  # noise, music, speech (babble) or rir
+    index: int
+    seconds: float
+    babble_voices: tuple[VoiceParams, ...]  # the extra identities babble draws its talkers from
 
 
-def render_augment(job: tuple) -> float:
+def _augment_jobs(out_dir: Path, preset: SizePreset, seed: int, extra: list[Identity]) -> list[AugmentJob]:
+    voices = tuple(ident.voice for ident in extra)
+    counts = {"noise": preset.noise_files, "music": preset.music_files, "speech": preset.babble_files,
+              "rir": preset.rir_files}
+    return [AugmentJob(str(out_dir), seed, kind, i, preset.augment_seconds, voices if kind == "speech" else ())
+            for kind, count in counts.items() for i in range(count)]
+
+
+def render_augment(job: AugmentJob) -> float:
     """Write one augmentation file (see :mod:`avssl.synth.augment_corpus`); returns 0 seconds of speech."""
-    out_dir, kind, index, seed, code, seconds, voices = job
-    write_augment_file(Path(out_dir), kind, index, _rng(seed, _AUGMENT, code, index), seconds, voices, SAMPLE_RATE)
+    rng = _rng(job.seed, _AUGMENT, KINDS.index(job.kind), job.index)
+    write_augment_file(Path(job.out_dir), job.kind, job.index, rng, job.seconds, list(job.babble_voices), SAMPLE_RATE)
     return 0.0
 
 
@@ -246,10 +277,11 @@ def make_trials(test_jobs: list[SessionJob], n_trials: int, seed: int) -> dict[s
 
 
 def _csv_text(header: list[str], rows: list[list]) -> str:
+    """CSV with floats at 6 significant digits (ground truth for reading, not for bit-exact reuse)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([[f"{v:.6g}" if isinstance(v, float) else v for v in row] for row in rows])
     return buf.getvalue()
 
 
@@ -272,6 +304,15 @@ def _write_meta(out: Path, identities: list[Identity], jobs: list[SessionJob]) -
     atomic_write_text(out / "meta" / "sessions.csv", _csv_text(header, rows))
 
 
+def _read_marker(path: Path) -> dict | None:
+    """The size and seed an interrupted run was generating, if ``path`` says so."""
+    try:
+        started = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return started if isinstance(started, dict) and {"size", "seed"} <= set(started) else None
+
+
 def _check_target(out: Path, size: str, seed: int) -> dict | None:
     """The existing summary if ``out`` already holds this exact corpus; raise if it holds anything else."""
     summary_path = out / SUMMARY
@@ -287,8 +328,7 @@ def _check_target(out: Path, size: str, seed: int) -> dict | None:
             f"{out} already holds a corpus of size {summary.get('size')!r}, seed {summary.get('seed')!r}; "
             f"asked for size {size!r}, seed {seed}: choose another folder or delete this one")
     if out.exists() and any(out.iterdir()):
-        marker = out / _IN_PROGRESS
-        started = json.loads(marker.read_text()) if marker.exists() else None
+        started = _read_marker(out / _IN_PROGRESS)
         if started != {"size": size, "seed": seed}:
             what = f"an unfinished corpus of size {started['size']!r}, seed {started['seed']}" if started else "other files"
             raise DataError(f"{out} is not empty (it holds {what}); choose an empty folder for size {size!r}, "
@@ -302,6 +342,8 @@ def generate_corpus(out_dir: str | Path, size: str = "demo", seed: int = 0, work
 
     Idempotent: a folder that already holds the same size and seed is returned as is; an interrupted
     run of the same size and seed is completed by regenerating; anything else in the folder is an error.
+    ``workers`` > 1 (default: one per core) renders in spawned processes, so a script calling this
+    needs the usual ``if __name__ == "__main__":`` guard.
     """
     if size not in SIZES:
         raise ConfigError(f"unknown corpus size {size!r}; valid sizes: {', '.join(SIZES)}")
@@ -330,10 +372,7 @@ def generate_corpus(out_dir: str | Path, size: str = "demo", seed: int = 0, work
         atomic_write_text(out / "trials" / f"{name}.txt", "\n".join(lines) + "\n")
     _write_meta(out, identities, jobs)
 
-    def count(split: str, what: str) -> int:
-        split_jobs = [j for j in jobs if j.identity.split == split]
-        return len(split_jobs) if what == "sessions" else sum(j.utterances for j in split_jobs)
-
+    by_split = {split: [j for j in jobs if j.identity.split == split] for split in _SPLIT_DIR}
     summary = {
         "name": NAME,
         "version": VERSION,
@@ -345,8 +384,8 @@ def generate_corpus(out_dir: str | Path, size: str = "demo", seed: int = 0, work
         "video_codec": VIDEO_CODEC,
         "counts": {
             "identities": {s: sum(i.split == s for i in identities) for s in _SPLIT_CODE},
-            "sessions": {s: count(s, "sessions") for s in _SPLIT_DIR},
-            "utterances": {s: count(s, "utterances") for s in _SPLIT_DIR},
+            "sessions": {s: len(split_jobs) for s, split_jobs in by_split.items()},
+            "utterances": {s: sum(j.utterances for j in split_jobs) for s, split_jobs in by_split.items()},
             "hours": {s: round(audio_s[s] / 3600, 4) for s in _SPLIT_DIR},
             "trials": {name: len(lines) for name, lines in trials.items()},
             "augment": {"noise": preset.noise_files, "music": preset.music_files, "speech": preset.babble_files,
@@ -361,15 +400,14 @@ def generate_corpus(out_dir: str | Path, size: str = "demo", seed: int = 0, work
 
 def _init_worker() -> None:
     """One thread per worker process: parallelism comes from the processes."""
-    import cv2
-
     cv2.setNumThreads(1)
 
 
 def _run(tasks: list[tuple], workers: int | None, progress: bool) -> list[float]:
-    """Run ``(function, job)`` tasks, in worker processes when ``workers`` > 1; results in task order."""
-    from tqdm import tqdm
+    """Run ``(function, job)`` tasks, in worker processes when ``workers`` > 1; results in task order.
 
+    Workers are spawned, not forked: the caller may hold threads (torch, OpenCV) that a fork would copy
+    in an undefined state."""
     workers = min(workers or os.cpu_count() or 1, len(tasks))
     results: list[float] = [0.0] * len(tasks)
     with tqdm(total=len(tasks), desc="synth", unit="job", disable=not progress) as bar:

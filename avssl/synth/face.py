@@ -165,6 +165,13 @@ def _geometry(face: FaceParams, look: LookParams, size: int) -> _Geometry:
     return _Geometry(size * (0.5 + look.offset_x), size * (0.47 + look.offset_y), ry * face.width, ry)
 
 
+def mouth_centre(face: FaceParams, look: LookParams, size: int) -> tuple[float, float]:
+    """Pixel (x, y) where the mouth of ``face`` sits in a ``size`` frame of ``look``, before head motion
+    (a few pixels): lets diagnostics and tests look at the mouth of a rendered or decoded video."""
+    g = _geometry(face, look, size)
+    return g.cx, g.cy + face.mouth_y * g.ry
+
+
 def _outline(face: FaceParams, g: _Geometry, grow: float = 1.0) -> np.ndarray:
     """Face contour: an ellipse on top, a superellipse (square jaw) narrowing to the chin below."""
     t = np.linspace(0, 2 * np.pi, 64, endpoint=False)

@@ -95,7 +95,7 @@ def _sample_channel(rng: np.random.Generator) -> ChannelParams:
         peak2_oct=float(rng.uniform(0.4, 1.5)),
         highpass_hz=float(rng.uniform(60, 200)) if rng.random() < 0.3 else 0.0,
         lowpass_hz=float(rng.uniform(4000, 7000)) if rng.random() < 0.15 else 0.0,
-        noise_slope=float(rng.uniform(-2.0, 0.5)),
+        noise_slope=float(rng.uniform(-1.5, 0.0)),
         noise_peak_hz=float(np.exp(rng.uniform(np.log(100), np.log(3000)))),
         hum_hz=float(rng.choice([50.0, 60.0])) if rng.random() < 0.25 else 0.0,
         snr_db=float(rng.uniform(10, 40)),

@@ -1,8 +1,9 @@
 """Voices: a speaker's vocal parameters and source-filter synthesis of random syllable sequences.
 
-Identity lives in a handful of physical parameters (mean F0 and its range, vocal-tract length, source
-tilt, jitter/shimmer, breathiness, speaking rate, personal vowel formant offsets), as in real voices:
-two speakers differ by degree, and neighbours in parameter space sound alike. Content is random
+Identity lives in a handful of physical parameters (mean F0 and its range, vocal-tract length, personal
+vowel formant offsets, upper formants, source tilt, jitter/shimmer, breathiness, nasality, a cavity
+resonance and the piriform-fossa dip, speaking rate), as in real voices: two speakers differ by degree,
+and neighbours in parameter space sound alike. Content is random
 (a new syllable string per utterance), so a model can only tie utterances together through the voice
 (or the session channel, which :mod:`avssl.synth.session` adds on top).
 
@@ -122,9 +123,9 @@ class _Tracks:
     accent: np.ndarray  # (T,) F0 accent in semitones (stressed syllables)
 
 
-def _articulation(voice: VoiceParams, n_frames: int, rng: np.random.Generator) -> _Tracks:
+def _articulation(voice: VoiceParams, n_frames: int, rng: np.random.Generator, sr: int) -> _Tracks:
     """Lay out a random syllable string (with word and phrase pauses) over ``n_frames`` control frames."""
-    frame_ms = 1000.0 * HOP / 16000
+    frame_ms = 1000.0 * HOP / sr
     tempo = 4.8 / voice.rate_sps  # duration multiplier
     segs: list[tuple[int, tuple[float, float, float], float, float, float, float, float, float, float]] = []
     # each segment: (frames, formants, voicing, aspiration, frication, centre, width, damping, accent)
@@ -134,10 +135,9 @@ def _articulation(voice: VoiceParams, n_frames: int, rng: np.random.Generator) -
 
     neutral = VOWELS["V"]
     add(rng.uniform(60, 250), neutral)
-    total = segs[0][0]
     syll_in_phrase = 0
     phrase_len = rng.integers(4, 11)
-    while total < n_frames:
+    while sum(seg[0] for seg in segs) < n_frames:
         vowel = VOWELS[list(VOWELS)[rng.integers(len(VOWELS))]]
         stress = rng.uniform(0.6, 1.0)
         accent = rng.uniform(0.3, 1.0) if stress > 0.85 else 0.0
@@ -152,12 +152,9 @@ def _articulation(voice: VoiceParams, n_frames: int, rng: np.random.Generator) -
             syll_in_phrase, phrase_len = 0, rng.integers(4, 11)
         elif rng.random() < 0.25:
             add(rng.uniform(20, 80), neutral)
-        total = sum(s[0] for s in segs)
 
     lengths = np.array([s[0] for s in segs])
-    idx = np.repeat(np.arange(len(segs)), lengths)[:n_frames]
-    if idx.size < n_frames:  # pragma: no cover - the loop above always overshoots
-        idx = np.pad(idx, (0, n_frames - idx.size), mode="edge")
+    idx = np.repeat(np.arange(len(segs)), lengths)[:n_frames]  # the loop above overshoots n_frames
     cols = [np.array([s[k] for s in segs], dtype=np.float64) for k in range(2, 9)]
     formants = np.array([s[1] for s in segs], dtype=np.float64)[idx]
     tracks = _Tracks(formants, *(c[idx] for c in cols))
@@ -280,7 +277,7 @@ def synthesize_speech(voice: VoiceParams, n_samples: int, rng: np.random.Generat
     speech path serves the corpus, the babble noises and the tests.
     """
     n_ctrl = n_samples // HOP + 1
-    tracks = _articulation(voice, n_ctrl, rng)
+    tracks = _articulation(voice, n_ctrl, rng, sr)
     f0 = _f0_contour(voice, tracks, rng)
     spec_v = _stft(_pulse_train(f0, n_samples, voice, rng, sr))
     spec_n = _stft(rng.standard_normal(n_samples))
