@@ -166,7 +166,9 @@ def test_mouth_openness_tracks_energy() -> None:
 
 
 def test_same_seed_same_corpus_other_seed_differs(tiny_corpus: Path, tmp_path: Path) -> None:
-    again = generate_corpus(tmp_path / "again", size="tiny", seed=0, workers=2)  # also: workers change nothing
+    again = generate_corpus(
+        tmp_path / "again", size="tiny", seed=0, workers=2
+    )  # also: workers change nothing
     assert again["counts"] == json.loads((tiny_corpus / "corpus.json").read_text())["counts"]
     files = [f"dev/wav/{r}" for r in _media(tiny_corpus, "dev", "wav")]
     files += [f"test/wav/{r}" for r in _media(tiny_corpus, "test", "wav")]
@@ -176,10 +178,14 @@ def test_same_seed_same_corpus_other_seed_differs(tiny_corpus: Path, tmp_path: P
 
     other = tmp_path / "other"
     generate_corpus(other, size="tiny", seed=1, workers=1)
-    assert (other / "trials" / "synth-O.txt").read_bytes() != (tiny_corpus / "trials" / "synth-O.txt").read_bytes()
+    assert (other / "trials" / "synth-O.txt").read_bytes() != (
+        tiny_corpus / "trials" / "synth-O.txt"
+    ).read_bytes()
     first = _media(other, "dev", "wav")[0]
-    assert sf.read(str(other / "dev" / "wav" / first))[0].tolist() != sf.read(
-        str(tiny_corpus / "dev" / "wav" / _media(tiny_corpus, "dev", "wav")[0]))[0].tolist()
+    assert (
+        sf.read(str(other / "dev" / "wav" / first))[0].tolist()
+        != sf.read(str(tiny_corpus / "dev" / "wav" / _media(tiny_corpus, "dev", "wav")[0]))[0].tolist()
+    )
 
     with pytest.raises(DataError, match="seed"):  # a different seed into a folder holding a corpus
         generate_corpus(other, size="tiny", seed=0)

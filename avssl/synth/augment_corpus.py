@@ -59,7 +59,9 @@ def make_music(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
         chord = chords[rng.integers(len(chords))]
         for note in (*chord, chord[0] - 12):
             f = 440.0 * 2 ** ((root + note - 69) / 12)
-            tone = sum(harmonics**k * np.sin(2 * np.pi * f * (k + 1) * tt) for k in range(6) if f * (k + 1) < sr / 2)
+            tone = sum(
+                harmonics**k * np.sin(2 * np.pi * f * (k + 1) * tt) for k in range(6) if f * (k + 1) < sr / 2
+            )
             out[seg] += tone * np.exp(-decay * tt)
     if rng.random() < 0.6:
         hit = rng.standard_normal(int(0.08 * sr)) * np.exp(-np.arange(int(0.08 * sr)) / (0.015 * sr))
@@ -81,8 +83,15 @@ def make_rir(rng: np.random.Generator, sr: int) -> np.ndarray:
     return room_impulse_response(rng, float(rng.uniform(0.2, 1.0)), float(rng.uniform(-5, 8)), sr)
 
 
-def write_augment_file(out_dir: Path, kind: str, index: int, rng: np.random.Generator, seconds: float,
-                       babble_voices: list[VoiceParams], sr: int) -> Path:
+def write_augment_file(
+    out_dir: Path,
+    kind: str,
+    index: int,
+    rng: np.random.Generator,
+    seconds: float,
+    babble_voices: list[VoiceParams],
+    sr: int,
+) -> Path:
     """Make and write one augmentation file; ``babble_voices`` is the pool babble draws 3-6 talkers from."""
     n = int(seconds * sr)
     if kind == "noise":
@@ -90,7 +99,9 @@ def write_augment_file(out_dir: Path, kind: str, index: int, rng: np.random.Gene
     elif kind == "music":
         audio = make_music(rng, n, sr)
     elif kind == "speech":
-        picks = rng.choice(len(babble_voices), size=min(len(babble_voices), int(rng.integers(3, 7))), replace=False)
+        picks = rng.choice(
+            len(babble_voices), size=min(len(babble_voices), int(rng.integers(3, 7))), replace=False
+        )
         audio = make_babble([babble_voices[i] for i in picks], rng, n, sr)
     else:
         audio = make_rir(rng, sr)

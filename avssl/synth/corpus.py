@@ -69,31 +69,66 @@ class SizePreset:
 SIZES: dict[str, SizePreset] = {
     # The test suite's corpus: a few seconds to generate.
     "tiny": SizePreset(
-        train_identities=6, train_sessions=2, train_utterances=2,
-        test_identities=4, test_sessions=2, test_utterances=2,
-        duration_s=(1.5, 2.5), frame_size=64, trials=40, extra_identities=6,
-        noise_files=3, music_files=2, babble_files=2, rir_files=3, augment_seconds=3.0,
+        train_identities=6,
+        train_sessions=2,
+        train_utterances=2,
+        test_identities=4,
+        test_sessions=2,
+        test_utterances=2,
+        duration_s=(1.5, 2.5),
+        frame_size=64,
+        trials=40,
+        extra_identities=6,
+        noise_files=3,
+        music_files=2,
+        babble_files=2,
+        rir_files=3,
+        augment_seconds=3.0,
     ),
     # The demo recipes' corpus: under a minute on two cores. 4 x 4 test utterances per identity give
     # 1500 distinct cross-session target pairs, enough for 3000-trial lists.
     "demo": SizePreset(
-        train_identities=48, train_sessions=4, train_utterances=4,
-        test_identities=20, test_sessions=4, test_utterances=4,
-        duration_s=(2.5, 4.5), frame_size=128, trials=3000, extra_identities=16,
-        noise_files=30, music_files=10, babble_files=10, rir_files=20, augment_seconds=6.0,
+        train_identities=48,
+        train_sessions=4,
+        train_utterances=4,
+        test_identities=20,
+        test_sessions=4,
+        test_utterances=4,
+        duration_s=(2.5, 4.5),
+        frame_size=128,
+        trials=3000,
+        extra_identities=16,
+        noise_files=30,
+        music_files=10,
+        babble_files=10,
+        rir_files=20,
+        augment_seconds=6.0,
     ),
     # Benchmarks: a few hundred speakers.
     "large": SizePreset(
-        train_identities=400, train_sessions=6, train_utterances=6,
-        test_identities=80, test_sessions=4, test_utterances=4,
-        duration_s=(2.5, 6.0), frame_size=128, trials=20000, extra_identities=40,
-        noise_files=200, music_files=60, babble_files=60, rir_files=100, augment_seconds=8.0,
+        train_identities=400,
+        train_sessions=6,
+        train_utterances=6,
+        test_identities=80,
+        test_sessions=4,
+        test_utterances=4,
+        duration_s=(2.5, 6.0),
+        frame_size=128,
+        trials=20000,
+        extra_identities=40,
+        noise_files=200,
+        music_files=60,
+        babble_files=60,
+        rir_files=100,
+        augment_seconds=8.0,
     ),
 }
 
 
 @dataclass(frozen=True)
 class Identity:
+    """A person: a voice and a face, drawn together from one RNG (see :func:`make_identity`)."""
+
     name: str  # idXXXXX
     split: str  # train, test or extra
     index: int  # within the split
@@ -125,7 +160,9 @@ def make_identity(seed: int, split: str, index: int) -> Identity:
     that every split is balanced and the hard trial list always finds same-sex neighbours."""
     rng = _rng(seed, _IDENTITY, _SPLIT_CODE[split], index)
     sex = "m" if index % 2 == 0 else "f"
-    return Identity(f"id{_FIRST_ID[split] + index:05d}", split, index, sample_voice(rng, sex), sample_face(rng, sex))
+    return Identity(
+        f"id{_FIRST_ID[split] + index:05d}", split, index, sample_voice(rng, sex), sample_face(rng, sex)
+    )
 
 
 def _plan(out_dir: Path, preset: SizePreset, seed: int) -> tuple[list[Identity], list[SessionJob]]:
@@ -148,8 +185,19 @@ def _plan(out_dir: Path, preset: SizePreset, seed: int) -> tuple[list[Identity],
                     name = "".join(names_rng.choice(_NAME_ALPHABET, 11))
                 used.add(name)
                 params = sample_session(_rng(seed, _SESSION, _SPLIT_CODE[split], i, s))
-                jobs.append(SessionJob(str(out_dir), seed, ident, s, name, params, n_utt, preset.duration_s,
-                                       preset.frame_size))
+                jobs.append(
+                    SessionJob(
+                        str(out_dir),
+                        seed,
+                        ident,
+                        s,
+                        name,
+                        params,
+                        n_utt,
+                        preset.duration_s,
+                        preset.frame_size,
+                    )
+                )
     return identities, jobs
 
 
@@ -177,8 +225,16 @@ def render_session(job: SessionJob) -> float:
         n_samples = n_frames * SAMPLE_RATE // FPS
         speech = synthesize_speech(job.identity.voice, n_samples, rng, SAMPLE_RATE)
         audio = apply_channel(speech, channel, rir, rng, SAMPLE_RATE)
-        frames = render_video(job.identity.face, look, mouth_openness(speech, n_frames, SAMPLE_RATE, FPS), rng,
-                              size, backdrop, light, FPS)
+        frames = render_video(
+            job.identity.face,
+            look,
+            mouth_openness(speech, n_frames, SAMPLE_RATE, FPS),
+            rng,
+            size,
+            backdrop,
+            light,
+            FPS,
+        )
         wav, mp4 = utterance_paths(job, u)
         wav.parent.mkdir(parents=True, exist_ok=True)
         mp4.parent.mkdir(parents=True, exist_ok=True)
@@ -202,16 +258,25 @@ class AugmentJob:
 
 def _augment_jobs(out_dir: Path, preset: SizePreset, seed: int, extra: list[Identity]) -> list[AugmentJob]:
     voices = tuple(ident.voice for ident in extra)
-    counts = {"noise": preset.noise_files, "music": preset.music_files, "speech": preset.babble_files,
-              "rir": preset.rir_files}
-    return [AugmentJob(str(out_dir), seed, kind, i, preset.augment_seconds, voices if kind == "speech" else ())
-            for kind, count in counts.items() for i in range(count)]
+    counts = {
+        "noise": preset.noise_files,
+        "music": preset.music_files,
+        "speech": preset.babble_files,
+        "rir": preset.rir_files,
+    }
+    return [
+        AugmentJob(str(out_dir), seed, kind, i, preset.augment_seconds, voices if kind == "speech" else ())
+        for kind, count in counts.items()
+        for i in range(count)
+    ]
 
 
 def render_augment(job: AugmentJob) -> float:
     """Write one augmentation file (see :mod:`avssl.synth.augment_corpus`); returns 0 seconds of speech."""
     rng = _rng(job.seed, _AUGMENT, KINDS.index(job.kind), job.index)
-    write_augment_file(Path(job.out_dir), job.kind, job.index, rng, job.seconds, list(job.babble_voices), SAMPLE_RATE)
+    write_augment_file(
+        Path(job.out_dir), job.kind, job.index, rng, job.seconds, list(job.babble_voices), SAMPLE_RATE
+    )
     return 0.0
 
 
@@ -245,9 +310,12 @@ def make_trials(test_jobs: list[SessionJob], n_trials: int, seed: int) -> dict[s
         identities[job.identity.index] = job.identity
         for u in range(job.utterances):
             utts.setdefault(job.identity.index, []).append(
-                (job.name, f"{job.identity.name}/{job.name}/{u + 1:05d}.wav"))
+                (job.name, f"{job.identity.name}/{job.name}/{u + 1:05d}.wav")
+            )
     ids = sorted(utts)
-    targets = [(a[1], b[1]) for i in ids for x, a in enumerate(utts[i]) for b in utts[i][x + 1 :] if a[0] != b[0]]
+    targets = [
+        (a[1], b[1]) for i in ids for x, a in enumerate(utts[i]) for b in utts[i][x + 1 :] if a[0] != b[0]
+    ]
     test = [identities[i] for i in ids]
     neighbours = _nearest_same_sex(test, k=3)
     hard_pairs = sorted({tuple(sorted((ids[i], ids[j]))) for i, near in neighbours.items() for j in near})
@@ -289,18 +357,40 @@ def _write_meta(out: Path, identities: list[Identity], jobs: list[SessionJob]) -
     """Ground truth for diagnostics (never a training input): identity and session parameters."""
     voice_keys = [f.name for f in fields(VoiceParams) if f.name != "sex"]
     face_keys = [f.name for f in fields(FaceParams)]
-    rows = [[i.name, i.split, i.voice.sex, *(getattr(i.voice, k) for k in voice_keys),
-             *(getattr(i.face, k) for k in face_keys)] for i in identities]
+    rows = [
+        [
+            i.name,
+            i.split,
+            i.voice.sex,
+            *(getattr(i.voice, k) for k in voice_keys),
+            *(getattr(i.face, k) for k in face_keys),
+        ]
+        for i in identities
+    ]
     header = ["id", "split", "sex", *(f"voice_{k}" for k in voice_keys), *(f"face_{k}" for k in face_keys)]
     atomic_write_text(out / "meta" / "identities.csv", _csv_text(header, rows))
     first = jobs[0].params
     ch_keys = list(asdict(first.channel))
     look_keys = list(asdict(first.look))
-    rows = [[j.name, j.identity.name, j.identity.split, j.utterances,
-             *(getattr(j.params.channel, k) for k in ch_keys), *(getattr(j.params.look, k) for k in look_keys)]
-            for j in jobs]
-    header = ["session", "id", "split", "utterances", *(f"channel_{k}" for k in ch_keys),
-              *(f"look_{k}" for k in look_keys)]
+    rows = [
+        [
+            j.name,
+            j.identity.name,
+            j.identity.split,
+            j.utterances,
+            *(getattr(j.params.channel, k) for k in ch_keys),
+            *(getattr(j.params.look, k) for k in look_keys),
+        ]
+        for j in jobs
+    ]
+    header = [
+        "session",
+        "id",
+        "split",
+        "utterances",
+        *(f"channel_{k}" for k in ch_keys),
+        *(f"look_{k}" for k in look_keys),
+    ]
     atomic_write_text(out / "meta" / "sessions.csv", _csv_text(header, rows))
 
 
@@ -321,23 +411,34 @@ def _check_target(out: Path, size: str, seed: int) -> dict | None:
             summary = json.loads(summary_path.read_text())
         except (OSError, ValueError) as exc:
             raise DataError(f"{summary_path} is unreadable ({exc}); delete {out} and generate again") from exc
-        if summary.get("name") == NAME and summary.get("version") == VERSION and (
-                summary.get("size"), summary.get("seed")) == (size, seed):
+        if (
+            summary.get("name") == NAME
+            and summary.get("version") == VERSION
+            and (summary.get("size"), summary.get("seed")) == (size, seed)
+        ):
             return summary
         raise DataError(
             f"{out} already holds a corpus of size {summary.get('size')!r}, seed {summary.get('seed')!r}; "
-            f"asked for size {size!r}, seed {seed}: choose another folder or delete this one")
+            f"asked for size {size!r}, seed {seed}: choose another folder or delete this one"
+        )
     if out.exists() and any(out.iterdir()):
         started = _read_marker(out / _IN_PROGRESS)
         if started != {"size": size, "seed": seed}:
-            what = f"an unfinished corpus of size {started['size']!r}, seed {started['seed']}" if started else "other files"
-            raise DataError(f"{out} is not empty (it holds {what}); choose an empty folder for size {size!r}, "
-                            f"seed {seed}, or delete it")
+            what = (
+                f"an unfinished corpus of size {started['size']!r}, seed {started['seed']}"
+                if started
+                else "other files"
+            )
+            raise DataError(
+                f"{out} is not empty (it holds {what}); choose an empty folder for size {size!r}, "
+                f"seed {seed}, or delete it"
+            )
     return None
 
 
-def generate_corpus(out_dir: str | Path, size: str = "demo", seed: int = 0, workers: int | None = None,
-                    progress: bool = False) -> dict:
+def generate_corpus(
+    out_dir: str | Path, size: str = "demo", seed: int = 0, workers: int | None = None, progress: bool = False
+) -> dict:
     """Generate the corpus of ``size`` into ``out_dir`` and return its summary (also in corpus.json).
 
     Idempotent: a folder that already holds the same size and seed is returned as is; an interrupted
@@ -388,8 +489,12 @@ def generate_corpus(out_dir: str | Path, size: str = "demo", seed: int = 0, work
             "utterances": {s: sum(j.utterances for j in split_jobs) for s, split_jobs in by_split.items()},
             "hours": {s: round(audio_s[s] / 3600, 4) for s in _SPLIT_DIR},
             "trials": {name: len(lines) for name, lines in trials.items()},
-            "augment": {"noise": preset.noise_files, "music": preset.music_files, "speech": preset.babble_files,
-                        "rir": preset.rir_files},
+            "augment": {
+                "noise": preset.noise_files,
+                "music": preset.music_files,
+                "speech": preset.babble_files,
+                "rir": preset.rir_files,
+            },
         },
         "seconds": round(time.perf_counter() - start, 2),
     }

@@ -78,14 +78,20 @@ def sample_face(rng: np.random.Generator, sex: str) -> FaceParams:
         length=float(rng.uniform(0.9, 1.1)),
         jaw=float(rng.uniform(0.3, 1.0) if male else rng.uniform(0.0, 0.7)),
         chin=float(rng.uniform(0.05, 0.35)),
-        skin_r=int(skin[0]), skin_g=int(skin[1]), skin_b=int(skin[2]),
-        hair_r=int(hair[0]), hair_g=int(hair[1]), hair_b=int(hair[2]),
+        skin_r=int(skin[0]),
+        skin_g=int(skin[1]),
+        skin_b=int(skin[2]),
+        hair_r=int(hair[0]),
+        hair_g=int(hair[1]),
+        hair_b=int(hair[2]),
         hair_style=int(rng.choice(6, p=style_p)),
         hairline=float(rng.uniform(0.45, 0.7)),
         eye_spacing=float(rng.uniform(0.33, 0.46)),
         eye_size=float(rng.uniform(0.1, 0.16)),
         eye_y=float(rng.uniform(-0.25, -0.08)),
-        iris_r=int(iris[0]), iris_g=int(iris[1]), iris_b=int(iris[2]),
+        iris_r=int(iris[0]),
+        iris_g=int(iris[1]),
+        iris_b=int(iris[2]),
         brow_thickness=float(rng.uniform(0.03, 0.08) if male else rng.uniform(0.02, 0.05)),
         brow_raise=float(rng.uniform(0.12, 0.22)),
         brow_tilt=float(rng.uniform(-0.06, 0.06)),
@@ -93,7 +99,9 @@ def sample_face(rng: np.random.Generator, sex: str) -> FaceParams:
         nose_width=float(rng.uniform(0.08, 0.17)),
         mouth_width=float(rng.uniform(0.3, 0.52)),
         mouth_y=float(rng.uniform(0.42, 0.6)),
-        lip_r=int(lip[0]), lip_g=int(lip[1]), lip_b=int(lip[2]),
+        lip_r=int(lip[0]),
+        lip_g=int(lip[1]),
+        lip_b=int(lip[2]),
         lip_thickness=float(rng.uniform(0.025, 0.06)),
         glasses=bool(rng.random() < 0.2),
         beard=bool(male and rng.random() < 0.35),
@@ -128,8 +136,9 @@ class _Canvas:
     def _pt(x: float, y: float) -> tuple[int, int]:
         return int(round(x * _ONE)), int(round(y * _ONE))
 
-    def ellipse(self, cx: float, cy: float, ax: float, ay: float, colour, angle: float = 0.0,
-                thickness: int = -1) -> None:
+    def ellipse(
+        self, cx: float, cy: float, ax: float, ay: float, colour, angle: float = 0.0, thickness: int = -1
+    ) -> None:
         axes = (max(int(round(ax * _ONE)), 1), max(int(round(ay * _ONE)), 1))
         cv2.ellipse(self.image, self._pt(cx, cy), axes, angle, 0, 360, colour, thickness, cv2.LINE_AA, _SHIFT)
 
@@ -137,8 +146,15 @@ class _Canvas:
         cv2.fillPoly(self.image, [np.round(points * _ONE).astype(np.int32)], colour, cv2.LINE_AA, _SHIFT)
 
     def line(self, x0: float, y0: float, x1: float, y1: float, colour, thickness: float) -> None:
-        cv2.line(self.image, self._pt(x0, y0), self._pt(x1, y1), colour, max(1, int(round(thickness))),
-                 cv2.LINE_AA, _SHIFT)
+        cv2.line(
+            self.image,
+            self._pt(x0, y0),
+            self._pt(x1, y1),
+            colour,
+            max(1, int(round(thickness))),
+            cv2.LINE_AA,
+            _SHIFT,
+        )
 
 
 def _rgba(rgb, factor: float = 1.0) -> tuple[int, int, int, int]:
@@ -191,16 +207,39 @@ def _static_layer(face: FaceParams, look: LookParams, g: _Geometry, size: int) -
     hair = (face.hair_r, face.hair_g, face.hair_b)
     cx, cy, rx, ry = g.cx, g.cy, g.rx, g.ry
     cv.ellipse(cx, cy + 2.0 * ry, 2.1 * rx, 0.9 * ry, _rgba((look.shirt_r, look.shirt_g, look.shirt_b)))
-    cv.poly(np.array([[cx - 0.45 * rx, cy + 0.5 * ry], [cx + 0.45 * rx, cy + 0.5 * ry],
-                      [cx + 0.5 * rx, cy + 1.3 * ry], [cx - 0.5 * rx, cy + 1.3 * ry]]), _rgba(skin, 0.8))
+    cv.poly(
+        np.array(
+            [
+                [cx - 0.45 * rx, cy + 0.5 * ry],
+                [cx + 0.45 * rx, cy + 0.5 * ry],
+                [cx + 0.5 * rx, cy + 1.3 * ry],
+                [cx - 0.5 * rx, cy + 1.3 * ry],
+            ]
+        ),
+        _rgba(skin, 0.8),
+    )
     if face.hair_style == 1:  # long hair falls behind the face and onto the shoulders
         cv.ellipse(cx, cy - 0.05 * ry, 1.3 * rx, 1.15 * ry, _rgba(hair))
-        cv.poly(np.array([[cx - 1.3 * rx, cy], [cx + 1.3 * rx, cy], [cx + 1.2 * rx, cy + 1.3 * ry],
-                          [cx - 1.2 * rx, cy + 1.3 * ry]]), _rgba(hair))
+        cv.poly(
+            np.array(
+                [
+                    [cx - 1.3 * rx, cy],
+                    [cx + 1.3 * rx, cy],
+                    [cx + 1.2 * rx, cy + 1.3 * ry],
+                    [cx - 1.2 * rx, cy + 1.3 * ry],
+                ]
+            ),
+            _rgba(hair),
+        )
     if face.hair_style == 5:  # curly volume
         for a in np.linspace(np.pi * 1.05, np.pi * 1.95, 7):
-            cv.ellipse(cx + 1.05 * rx * np.cos(a), cy - 0.05 * ry + 1.0 * ry * np.sin(a), 0.35 * rx, 0.3 * ry,
-                       _rgba(hair))
+            cv.ellipse(
+                cx + 1.05 * rx * np.cos(a),
+                cy - 0.05 * ry + 1.0 * ry * np.sin(a),
+                0.35 * rx,
+                0.3 * ry,
+                _rgba(hair),
+            )
     for side in (-1, 1):
         cv.ellipse(cx + side * 0.98 * rx, cy - 0.05 * ry, 0.14 * ry, 0.22 * ry, _rgba(skin, 0.9))
     cv.poly(_outline(face, g), _rgba(skin))
@@ -212,12 +251,18 @@ def _static_layer(face: FaceParams, look: LookParams, g: _Geometry, size: int) -
         ex = cx + side * face.eye_spacing * rx
         by = ey - face.brow_raise * ry
         tilt = face.brow_tilt * ry
-        cv.line(ex - side * 0.14 * ry, by + tilt, ex + side * 0.16 * ry, by - tilt, brow, face.brow_thickness * ry)
+        cv.line(
+            ex - side * 0.14 * ry, by + tilt, ex + side * 0.16 * ry, by - tilt, brow, face.brow_thickness * ry
+        )
     ny = ey + face.nose_length * ry + 0.1 * ry
-    cv.poly(np.array([[cx, ey + 0.03 * ry], [cx + face.nose_width * ry, ny], [cx - face.nose_width * ry, ny]]),
-            _rgba(skin, 0.85))
+    cv.poly(
+        np.array([[cx, ey + 0.03 * ry], [cx + face.nose_width * ry, ny], [cx - face.nose_width * ry, ny]]),
+        _rgba(skin, 0.85),
+    )
     for side in (-1, 1):
-        cv.ellipse(cx + side * 0.45 * face.nose_width * ry, ny - 0.01 * ry, 0.035 * ry, 0.02 * ry, _rgba(skin, 0.45))
+        cv.ellipse(
+            cx + side * 0.45 * face.nose_width * ry, ny - 0.01 * ry, 0.035 * ry, 0.02 * ry, _rgba(skin, 0.45)
+        )
     if face.beard:
         contour = _outline(face, g)
         lower = contour[contour[:, 1] > cy + 0.15 * ry]
@@ -239,12 +284,29 @@ def _hair_cap(cv: _Canvas, face: FaceParams, g: _Geometry, hair, skin) -> None:
         ys = cy - 0.3 * ry + 0.06 * ry * (np.arange(9) % 2)
         line = np.stack([xs, ys], axis=1)
     elif face.hair_style == 4:  # side part: asymmetric hairline
-        line = np.array([[cx + 0.97 * rx, cy - 0.2 * ry], [cx + 0.3 * rx, h + 0.12 * ry], [cx - 0.4 * rx, h - 0.05 * ry],
-                         [cx - 0.97 * rx, cy - 0.25 * ry]])
+        line = np.array(
+            [
+                [cx + 0.97 * rx, cy - 0.2 * ry],
+                [cx + 0.3 * rx, h + 0.12 * ry],
+                [cx - 0.4 * rx, h - 0.05 * ry],
+                [cx - 0.97 * rx, cy - 0.25 * ry],
+            ]
+        )
     else:
-        line = np.array([[cx + 0.97 * rx, cy - 0.22 * ry], [cx + 0.55 * rx, h], [cx, h - 0.05 * ry],
-                         [cx - 0.55 * rx, h], [cx - 0.97 * rx, cy - 0.22 * ry]])
-    colour = tuple(int(0.35 * a + 0.65 * b) for a, b in zip(hair, skin, strict=True)) if face.hair_style == 2 else hair
+        line = np.array(
+            [
+                [cx + 0.97 * rx, cy - 0.22 * ry],
+                [cx + 0.55 * rx, h],
+                [cx, h - 0.05 * ry],
+                [cx - 0.55 * rx, h],
+                [cx - 0.97 * rx, cy - 0.22 * ry],
+            ]
+        )
+    colour = (
+        tuple(int(0.35 * a + 0.65 * b) for a, b in zip(hair, skin, strict=True))
+        if face.hair_style == 2
+        else hair
+    )
     cv.poly(np.concatenate([top, line]), _rgba(colour))
 
 
@@ -286,8 +348,15 @@ def _palette(face: FaceParams, g: _Geometry, light: np.ndarray) -> dict[str, tup
     }
 
 
-def _draw_moving(cv: _Canvas, face: FaceParams, g: _Geometry, openness: float, eyes_open: float,
-                 gaze: tuple[float, float], colours: dict[str, tuple]) -> None:
+def _draw_moving(
+    cv: _Canvas,
+    face: FaceParams,
+    g: _Geometry,
+    openness: float,
+    eyes_open: float,
+    gaze: tuple[float, float],
+    colours: dict[str, tuple],
+) -> None:
     """Per-frame parts: eyes (blinking), mouth (opening with the speech), glasses over the eyes."""
     cx, cy, rx, ry = g.cx, g.cy, g.rx, g.ry
     ey = cy + face.eye_y * ry
@@ -305,7 +374,9 @@ def _draw_moving(cv: _Canvas, face: FaceParams, g: _Geometry, openness: float, e
             cv.ellipse(ix, iy, 0.45 * ir, 0.45 * ir, colours["pupil"][k])
             cv.ellipse(ex, ey - eh, ew * 1.02, 0.02 * ry + 1.0 / _ONE, colours["lid"][k])
         if face.glasses:
-            cv.ellipse(ex, ey, 1.5 * ew, 1.15 * ew, colours["glasses"][k], thickness=max(1, round(0.035 * ry)))
+            cv.ellipse(
+                ex, ey, 1.5 * ew, 1.15 * ew, colours["glasses"][k], thickness=max(1, round(0.035 * ry))
+            )
     if face.glasses:
         inner = face.eye_spacing * rx - 1.5 * ew
         cv.line(cx - inner, ey, cx + inner, ey, colours["glasses"][0], max(1.0, 0.035 * ry))
@@ -352,15 +423,23 @@ def background(look: LookParams, size: int) -> np.ndarray:
     elif look.bg_texture == 2:
         for _ in range(6):
             colour = tuple(float(c) for c in rng.integers(0, 256, 3))
-            cv2.circle(img, (int(rng.integers(size)), int(rng.integers(size))), int(rng.uniform(0.08, 0.3) * size),
-                       colour, -1, cv2.LINE_AA)
+            cv2.circle(
+                img,
+                (int(rng.integers(size)), int(rng.integers(size))),
+                int(rng.uniform(0.08, 0.3) * size),
+                colour,
+                -1,
+                cv2.LINE_AA,
+            )
         img = cv2.GaussianBlur(img, (0, 0), size / 25)
     elif look.bg_texture == 3:
         for _ in range(4):
             x0, y0 = rng.integers(0, size, 2)
             w, h = rng.integers(size // 8, size // 2, 2)
             shade = base * rng.uniform(0.5, 1.5)
-            cv2.rectangle(img, (int(x0), int(y0)), (int(x0 + w), int(y0 + h)), tuple(float(c) for c in shade), -1)
+            cv2.rectangle(
+                img, (int(x0), int(y0)), (int(x0 + w), int(y0 + h)), tuple(float(c) for c in shade), -1
+            )
     elif look.bg_texture == 4:
         coarse = rng.normal(0, 25, (6, 6, 3)).astype(np.float32)
         img += cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
@@ -375,8 +454,16 @@ def light_map(look: LookParams, size: int) -> np.ndarray:
     return (look.brightness * np.clip(ramp, 0.1, None))[..., None] * cast
 
 
-def render_video(face: FaceParams, look: LookParams, openness: np.ndarray, rng: np.random.Generator, size: int,
-                 backdrop: np.ndarray, light: np.ndarray, fps: int = 25) -> np.ndarray:
+def render_video(
+    face: FaceParams,
+    look: LookParams,
+    openness: np.ndarray,
+    rng: np.random.Generator,
+    size: int,
+    backdrop: np.ndarray,
+    light: np.ndarray,
+    fps: int = 25,
+) -> np.ndarray:
     """Frames (T, size, size, 3) uint8 RGB of ``face`` talking with per-frame ``openness`` in ``look``.
 
     ``backdrop`` and ``light`` are the session's :func:`background` and :func:`light_map`, computed
@@ -407,12 +494,19 @@ def render_video(face: FaceParams, look: LookParams, openness: np.ndarray, rng: 
         _draw_moving(canvas, face, g, float(openness[i]), float(eyes[i]), gaze, colours)
         m = cv2.getRotationMatrix2D((g.cx, g.cy + 0.5 * g.ry), float(angle[i]), float(scale[i]))
         m[:, 2] += (shift_x[i], shift_y[i])
-        cv2.warpAffine(work, m, (size, size), dst=moved, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        cv2.warpAffine(
+            work, m, (size, size), dst=moved, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        )
         behind = cv2.cvtColor(cv2.bitwise_not(cv2.extractChannel(moved, 3)), cv2.COLOR_GRAY2RGB)
-        cv2.add(cv2.cvtColor(moved, cv2.COLOR_RGBA2RGB), cv2.multiply(backdrop_lit, behind, scale=1 / 255),
-                dst=frames[i])
+        cv2.add(
+            cv2.cvtColor(moved, cv2.COLOR_RGBA2RGB),
+            cv2.multiply(backdrop_lit, behind, scale=1 / 255),
+            dst=frames[i],
+        )
         if sigma > 0.2:  # optics blur first, sensor noise after
             cv2.GaussianBlur(frames[i], (0, 0), sigma, dst=frames[i])
         if look.noise_std > 0:
-            cv2.add(frames[i], bank[picks[i]][:, offsets[i] : offsets[i] + size], dst=frames[i], dtype=cv2.CV_8U)
+            cv2.add(
+                frames[i], bank[picks[i]][:, offsets[i] : offsets[i] + size], dst=frames[i], dtype=cv2.CV_8U
+            )
     return frames

@@ -71,6 +71,8 @@ class LookParams:
 
 @dataclass(frozen=True)
 class SessionParams:
+    """Everything one session's utterances share; sound and image drawn independently of each other."""
+
     channel: ChannelParams
     look: LookParams
 
@@ -139,8 +141,10 @@ def channel_response_db(channel: ChannelParams, freqs: np.ndarray) -> np.ndarray
     f = np.maximum(freqs, 1.0)
     db = channel.low_shelf_db / (1 + (f / channel.low_shelf_hz) ** 2)
     db += channel.high_shelf_db * (f / channel.high_shelf_hz) ** 2 / (1 + (f / channel.high_shelf_hz) ** 2)
-    for hz, gain, octaves in ((channel.peak1_hz, channel.peak1_db, channel.peak1_oct),
-                              (channel.peak2_hz, channel.peak2_db, channel.peak2_oct)):
+    for hz, gain, octaves in (
+        (channel.peak1_hz, channel.peak1_db, channel.peak1_oct),
+        (channel.peak2_hz, channel.peak2_db, channel.peak2_oct),
+    ):
         db += gain * np.exp(-0.5 * (np.log2(f / hz) / (octaves / 2)) ** 2)
     if channel.highpass_hz:
         db += 10 * np.log10(1 / (1 + (channel.highpass_hz / f) ** 4))
@@ -149,8 +153,9 @@ def channel_response_db(channel: ChannelParams, freqs: np.ndarray) -> np.ndarray
     return db
 
 
-def coloured_noise(n: int, slope: float, rng: np.random.Generator, peak_hz: float = 0.0, hum_hz: float = 0.0,
-                   sr: int = 16000) -> np.ndarray:
+def coloured_noise(
+    n: int, slope: float, rng: np.random.Generator, peak_hz: float = 0.0, hum_hz: float = 0.0, sr: int = 16000
+) -> np.ndarray:
     """Stationary noise with power ~ f**slope, an optional resonant band and mains hum; unit RMS."""
     freqs = np.fft.rfftfreq(n, 1.0 / sr)
     f = np.maximum(freqs, 20.0)
@@ -169,8 +174,9 @@ def coloured_noise(n: int, slope: float, rng: np.random.Generator, peak_hz: floa
     return noise
 
 
-def room_impulse_response(rng: np.random.Generator, rt60_s: float, drr_db: float = 3.0,
-                          sr: int = 16000) -> np.ndarray:
+def room_impulse_response(
+    rng: np.random.Generator, rt60_s: float, drr_db: float = 3.0, sr: int = 16000
+) -> np.ndarray:
     """A room: direct path, a few early reflections (5-50 ms) and an exponentially decaying, slightly
     low-passed noise tail whose energy falls by 60 dB in ``rt60_s``. Peak-normalised to 1."""
     n = int(sr * rt60_s * 1.2) + 1
@@ -184,9 +190,7 @@ def room_impulse_response(rng: np.random.Generator, rt60_s: float, drr_db: float
     gains = rng.uniform(0.2, 0.7, 6) * rng.choice([-1, 1], 6)
     for delay, gain in zip(delays, gains, strict=True):
         rir[int(delay * sr)] += gain * np.exp(-6.91 * delay / rt60_s)
-    direct = 1.0
-    reverb_energy = np.sum(tail**2)
-    tail *= np.sqrt(direct / (reverb_energy * 10 ** (drr_db / 10)))
+    tail *= np.sqrt(1.0 / (np.sum(tail**2) * 10 ** (drr_db / 10)))  # the direct path has unit energy
     rir += tail
     return rir / np.abs(rir).max()
 
@@ -198,8 +202,13 @@ def session_rir(channel: ChannelParams, sr: int = 16000) -> np.ndarray | None:
     return room_impulse_response(np.random.default_rng(channel.seed), channel.rt60_s, channel.drr_db, sr)
 
 
-def apply_channel(speech: np.ndarray, channel: ChannelParams, rir: np.ndarray | None, rng: np.random.Generator,
-                  sr: int = 16000) -> np.ndarray:
+def apply_channel(
+    speech: np.ndarray,
+    channel: ChannelParams,
+    rir: np.ndarray | None,
+    rng: np.random.Generator,
+    sr: int = 16000,
+) -> np.ndarray:
     """Record clean ``speech`` through the session: room, background noise at the session SNR (fresh
     noise samples, the session's colour), EQ and band limits, level. Returns float in [-1, 1]."""
     n = speech.size

@@ -22,14 +22,20 @@ import numpy as np
 HOP = 160  # 10 ms control frames at 16 kHz
 N_FFT = 3 * HOP  # 30 ms analysis frames; three hops per frame make overlap-add a reshape
 _WINDOW = np.hanning(N_FFT + 1)[:-1]  # periodic Hann
-N_FORMANTS = 5
 
 # Canonical F1-F3 of English vowels (Peterson & Barney adult male means x 1.08, i.e. a speaker midway
 # between the male and female averages); a speaker's vocal-tract factor scales them.
 VOWELS: dict[str, tuple[float, float, float]] = {
-    "i": (290, 2470, 3250), "I": (420, 2150, 2750), "E": (570, 1990, 2680), "ae": (710, 1860, 2600),
-    "a": (790, 1180, 2640), "O": (615, 905, 2600), "U": (475, 1100, 2420), "u": (325, 940, 2420),
-    "V": (690, 1285, 2580), "3": (530, 1460, 1825),
+    "i": (290, 2470, 3250),
+    "I": (420, 2150, 2750),
+    "E": (570, 1990, 2680),
+    "ae": (710, 1860, 2600),
+    "a": (790, 1180, 2640),
+    "O": (615, 905, 2600),
+    "U": (475, 1100, 2420),
+    "u": (325, 940, 2420),
+    "V": (690, 1285, 2580),
+    "3": (530, 1460, 1825),
 }
 # Consonants: (kind, voiced, formant locus F1-F3 for transitions, noise centre Hz, noise width Hz,
 # noise gain, duration range ms).
@@ -88,24 +94,26 @@ def sample_voice(rng: np.random.Generator, sex: str) -> VoiceParams:
     male = sex == "m"
     return VoiceParams(
         sex=sex,
-        f0_hz=float(np.exp(rng.uniform(np.log(85), np.log(155)) if male else rng.uniform(np.log(165), np.log(255)))),
+        f0_hz=float(
+            np.exp(rng.uniform(np.log(85), np.log(155)) if male else rng.uniform(np.log(165), np.log(255)))
+        ),
         f0_range_st=float(rng.uniform(1.0, 4.0)),
-        formant_scale=float(np.clip(rng.normal(0.93 if male else 1.07, 0.06), 0.85, 1.15)),
+        formant_scale=float(np.clip(rng.normal(0.93 if male else 1.07, 0.07), 0.85, 1.15)),
         f1_shift=float(rng.normal(1.0, 0.07)),
         f2_shift=float(rng.normal(1.0, 0.07)),
         f3_shift=float(rng.normal(1.0, 0.05)),
         f4_hz=float(rng.uniform(3000, 4300)),
-        bandwidth_scale=float(rng.uniform(0.6, 1.8)),
-        tilt_db_oct=float(rng.uniform(-13.0, -2.0)),
+        bandwidth_scale=float(rng.uniform(0.5, 2.2)),
+        tilt_db_oct=float(rng.uniform(-15.0, -1.0)),
         jitter=float(rng.uniform(0.002, 0.02)),
         shimmer=float(rng.uniform(0.02, 0.12)),
         breathiness=float(rng.uniform(0.02, 0.5)),
         rate_sps=float(rng.uniform(3.5, 6.5)),
         nasality=float(rng.uniform(0.0, 1.0)),
         sinus_hz=float(np.exp(rng.uniform(np.log(800), np.log(2800)))),
-        sinus_db=float(rng.uniform(0.0, 8.0)),
+        sinus_db=float(rng.uniform(0.0, 12.0)),
         fossa_hz=float(rng.uniform(3800, 5500)),
-        fossa_db=float(rng.uniform(0.0, 15.0)),
+        fossa_db=float(rng.uniform(0.0, 20.0)),
     )
 
 
@@ -130,8 +138,12 @@ def _articulation(voice: VoiceParams, n_frames: int, rng: np.random.Generator, s
     segs: list[tuple[int, tuple[float, float, float], float, float, float, float, float, float, float]] = []
     # each segment: (frames, formants, voicing, aspiration, frication, centre, width, damping, accent)
 
-    def add(ms: float, formants, voicing=0.0, asp=0.0, fric=0.0, centre=4000.0, width=2000.0, damp=1.0, acc=0.0):
-        segs.append((max(1, int(round(ms / frame_ms))), formants, voicing, asp, fric, centre, width, damp, acc))
+    def add(
+        ms: float, formants, voicing=0.0, asp=0.0, fric=0.0, centre=4000.0, width=2000.0, damp=1.0, acc=0.0
+    ):
+        segs.append(
+            (max(1, int(round(ms / frame_ms))), formants, voicing, asp, fric, centre, width, damp, acc)
+        )
 
     neutral = VOWELS["V"]
     add(rng.uniform(60, 250), neutral)
@@ -210,8 +222,9 @@ def _f0_contour(voice: VoiceParams, tracks: _Tracks, rng: np.random.Generator) -
     return voice.f0_hz * 2.0 ** (semitones / 12.0)
 
 
-def _pulse_train(f0_frames: np.ndarray, n_samples: int, voice: VoiceParams, rng: np.random.Generator,
-                 sr: int) -> np.ndarray:
+def _pulse_train(
+    f0_frames: np.ndarray, n_samples: int, voice: VoiceParams, rng: np.random.Generator, sr: int
+) -> np.ndarray:
     """Glottal impulses with jitter and shimmer, placed at fractional sample positions."""
     f0 = np.interp(np.arange(n_samples), np.arange(f0_frames.size) * HOP, f0_frames)
     phase = np.cumsum(f0 / sr)
@@ -270,7 +283,9 @@ def _istft(spec: np.ndarray, n_samples: int) -> np.ndarray:
     return out[N_FFT // 2 : N_FFT // 2 + n_samples]
 
 
-def synthesize_speech(voice: VoiceParams, n_samples: int, rng: np.random.Generator, sr: int = 16000) -> np.ndarray:
+def synthesize_speech(
+    voice: VoiceParams, n_samples: int, rng: np.random.Generator, sr: int = 16000
+) -> np.ndarray:
     """A random-content utterance in ``voice``: float64, ``n_samples`` long, speech RMS about 0.1.
 
     Clean, dry and full-band: the session's room, channel and noise are applied later, so the same
