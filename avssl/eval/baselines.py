@@ -37,10 +37,11 @@ def _mfcc_transform(sample_rate: int) -> torchaudio.transforms.MFCC:
 
 
 def mfcc_stats_embedding(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """Concatenated per-coefficient mean and std of 30 MFCCs (25 ms windows, 10 ms hop, 80 mels).
+    """Concatenated per-coefficient mean and std of MFCCs c1..c29 (25 ms windows, 10 ms hop, 80 mels).
 
-    ``waveform`` is (samples,) or a batch of equal-length clips (batch, samples); the result is
-    (2 * 30,) or (batch, 2 * 30).
+    c0 (frame energy) is left out, as is usual for speaker features: it follows the recording's
+    gain and noise level, not the voice. ``waveform`` is (samples,) or a batch of equal-length clips
+    (batch, samples); the result is (2 * 29,) or (batch, 2 * 29).
     """
     if waveform.ndim not in (1, 2) or waveform.shape[-1] == 0:
         raise DataError(
@@ -50,7 +51,7 @@ def mfcc_stats_embedding(waveform: torch.Tensor, sample_rate: int) -> torch.Tens
     # One channel per clip: torchaudio's dB floor (top_db) is taken over the channel dimension, so a
     # (batch, samples) input would let one clip's loudness change another's features.
     with torch.no_grad():
-        mfcc = transform(waveform.float().unsqueeze(-2)).squeeze(-3)
+        mfcc = transform(waveform.float().unsqueeze(-2)).squeeze(-3)[..., 1:, :]
     mean = mfcc.mean(dim=-1)
     std = mfcc.std(dim=-1, correction=0)
     return torch.cat([mean, std], dim=-1)
