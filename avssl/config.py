@@ -125,6 +125,25 @@ class RunConfig:
     mixed_precision: str = "no"  # no | bf16 | fp16 (the latter two only on a GPU)
     progress: bool = True
     threads: int | None = None  # torch intra-op threads per process; None leaves torch's default
+    # Start student, teacher and DINO centre (not the optimiser) from an earlier run's checkpoint.pt:
+    # how cluster-aware DINO continues from a DINO model.
+    init_checkpoint: str | None = None
+
+
+@dataclass
+class ClusterAwareConfig:
+    """Cluster-aware DINO: positive crops from several utterances of one pseudo speaker.
+
+    Crops of one utterance share its channel and session, so same-utterance positives can teach the
+    session instead of the speaker; drawing them from two utterances of one cluster cannot.
+    """
+
+    enabled: bool = False
+    n_clusters: list[int] = field(default_factory=lambda: [6000])  # K per clustering round, last repeats
+    recluster_every_epochs: int = 0  # 0: cluster once (fixed); N: re-cluster with the teacher every N epochs
+    global_from_partner: int = 1  # global crops taken from the partner utterance (the rest: the anchor)
+    local_from_partner: int = 2  # local crops taken from the partner utterance
+    kmeans_iterations: int = 20
 
 
 @dataclass
@@ -139,6 +158,7 @@ class DinoTrainConfig:
     dino: DinoConfig = field(default_factory=DinoConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    cluster_aware: ClusterAwareConfig = field(default_factory=ClusterAwareConfig)
 
     def validate(self) -> None:
         """Range checks a type cannot express; each message names the offending key."""
@@ -181,6 +201,23 @@ class DinoTrainConfig:
                 "run.mixed_precision",
                 "must be one of no, bf16, fp16",
             ),
+            (
+                0 <= self.cluster_aware.global_from_partner < self.crops.num_global,
+                "cluster_aware.global_from_partner",
+                "must be >= 0 and leave at least one global crop to the anchor utterance",
+            ),
+            (
+                0 <= self.cluster_aware.local_from_partner <= self.crops.num_local,
+                "cluster_aware.local_from_partner",
+                "must be within [0, crops.num_local]",
+            ),
+            (
+                len(self.cluster_aware.n_clusters) > 0 and min(self.cluster_aware.n_clusters) >= 1,
+                "cluster_aware.n_clusters",
+                "must be a non-empty list of positive cluster counts",
+            ),
+            (self.cluster_aware.recluster_every_epochs >= 0, "cluster_aware.recluster_every_epochs", "must be >= 0"),
+            (self.cluster_aware.kmeans_iterations > 0, "cluster_aware.kmeans_iterations", "must be positive"),
         ]
         for category, bounds in self.augment.snr_db.items():
             ok = len(bounds) == 2 and bounds[0] <= bounds[1]

@@ -1,4 +1,8 @@
-"""DINO's multi-crop views of an utterance: a few long (global) and several short (local) crops.
+"""DINO's multi-crop views: a few long (global) and several short (local) crops.
+
+Plain DINO cuts every crop of a sample from one utterance. Cluster-aware DINO (after
+:meth:`AudioMultiCropDataset.set_clusters`) cuts some of them from a *partner*: another utterance of
+the same pseudo-speaker cluster, so that the crops share the voice but not the session.
 
 The dataset only reads and crops; augmentation and fbank run batched on the training device
 (:mod:`avssl.data.augment`, :mod:`avssl.features`), so data-loader workers stay cheap.
@@ -20,7 +24,11 @@ from avssl.data.manifest import Utterance
 
 
 class AudioMultiCropDataset(Dataset):
-    """Item ``i`` -> ``{"global": (n_global, Tg), "local": (n_local, Tl), "index": i}`` float32 crops."""
+    """Item ``i`` -> ``{"global": (n_global, Tg), "local": (n_local, Tl), "index": i, "partner": j}``.
+
+    ``partner`` is the utterance the partner crops came from (``i`` itself in plain DINO and for an
+    utterance alone in its cluster).
+    """
 
     def __init__(
         self,
@@ -41,12 +49,44 @@ class AudioMultiCropDataset(Dataset):
         self.local_len = round(crops.local_seconds * sample_rate)
         # int16 halves the memory of a float cache and is exactly what 16-bit PCM files hold.
         self._cache: list[np.ndarray] | None = None
+        self._cluster_of: np.ndarray | None = None
+        self._members: dict[int, np.ndarray] = {}
+        self.global_from_partner = 0
+        self.local_from_partner = 0
         if cache_audio:
             self._cache = [_to_int16(load_audio(u.audio, sample_rate)) for u in self.utterances]
 
     def set_epoch(self, epoch: int) -> None:
         """New crops every epoch, reproducibly."""
         self.epoch = epoch
+
+    def set_clusters(self, labels: np.ndarray | None, global_from_partner: int = 1, local_from_partner: int = 2) -> None:
+        """Draw ``global_from_partner`` global and ``local_from_partner`` local crops from a partner.
+
+        ``labels[i]`` is utterance ``i``'s cluster; ``None`` returns to same-utterance views.
+        """
+        if labels is None:
+            self._cluster_of, self._members = None, {}
+            return
+        labels = np.asarray(labels)
+        if labels.shape != (len(self),):
+            raise ValueError(f"{labels.shape[0]} cluster labels for {len(self)} utterances")
+        if not (0 <= global_from_partner < self.crops.num_global and 0 <= local_from_partner <= self.crops.num_local):
+            raise ValueError("the anchor utterance must keep at least one global crop")
+        order = np.argsort(labels, kind="stable")
+        clusters, starts = np.unique(labels[order], return_index=True)
+        self._members = dict(zip(clusters.tolist(), np.split(order, starts[1:]), strict=True))
+        self._cluster_of = labels
+        self.global_from_partner = global_from_partner
+        self.local_from_partner = local_from_partner
+
+    def partner_of(self, index: int, rng: np.random.Generator) -> int:
+        """Another member of ``index``'s cluster, drawn uniformly; ``index`` itself if it is alone."""
+        if self._cluster_of is None:
+            return index
+        members = self._members[int(self._cluster_of[index])]
+        others = members[members != index]
+        return int(others[rng.integers(len(others))]) if len(others) else index
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -58,11 +98,20 @@ class AudioMultiCropDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        wave = self.waveform(index)
-        global_crops = np.stack([random_crop(wave, self.global_len, rng) for _ in range(self.crops.num_global)])
-        item: dict[str, torch.Tensor | int] = {"global": torch.from_numpy(global_crops), "index": index}
-        if self.crops.num_local:
-            local_crops = np.stack([random_crop(wave, self.local_len, rng) for _ in range(self.crops.num_local)])
+        anchor = self.waveform(index)
+        partner_index = self.partner_of(index, rng)
+        partner = anchor if partner_index == index else self.waveform(partner_index)
+        n_global, n_local = self.crops.num_global, self.crops.num_local
+        sources = [anchor] * (n_global - self.global_from_partner) + [partner] * self.global_from_partner
+        global_crops = np.stack([random_crop(wave, self.global_len, rng) for wave in sources])
+        item: dict[str, torch.Tensor | int] = {
+            "global": torch.from_numpy(global_crops),
+            "index": index,
+            "partner": partner_index,
+        }
+        if n_local:
+            sources = [anchor] * (n_local - self.local_from_partner) + [partner] * self.local_from_partner
+            local_crops = np.stack([random_crop(wave, self.local_len, rng) for wave in sources])
             item["local"] = torch.from_numpy(local_crops)
         return item
 

@@ -1,5 +1,9 @@
 """Stage I: DINO self-distillation of a speaker encoder, on one process or many (HF Accelerate).
 
+With ``cluster_aware.enabled`` the same loop is cluster-aware DINO: at each clustering round the
+teacher embeds every training utterance, k-means groups them into pseudo speakers, and from then on
+some crops of every sample come from another utterance of its cluster.
+
 Read top to bottom: data -> models -> optimiser and schedules -> resume -> the loop -> outputs.
 The same function runs under ``python -m avssl.cli train`` and ``accelerate launch ... -m avssl.cli
 train``; Accelerate decides the device and wraps the student in DDP when there are several processes.
@@ -33,6 +37,7 @@ from avssl.models import build_encoder
 from avssl.models.dino_head import DinoHead, EncoderWithHead
 from avssl.ssl.dino import DinoLoss, cosine_schedule, ema_update, teacher_temperature_schedule
 from avssl.train.checkpoint import load_checkpoint, save_checkpoint
+from avssl.train.cluster_rounds import ClusterSchedule, clustering_round
 from avssl.train.encoder_file import save_encoder
 from avssl.train.monitor import CollapseWatch, ScalarLog
 
@@ -137,7 +142,16 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
     # ---- resume: the checkpoint holds the state after its last finished epoch ----
     start_epoch = 0
     checkpoint_path = out / CHECKPOINT
-    if resume and checkpoint_path.is_file():
+    cluster_aware = config.cluster_aware
+    resuming = resume and checkpoint_path.is_file()
+    if config.run.init_checkpoint and not resuming:
+        # A continuation stage (e.g. cluster-aware DINO after DINO): weights and centre, fresh optimiser.
+        state = load_checkpoint(config.run.init_checkpoint)
+        student.load_state_dict(state["student"])
+        teacher.load_state_dict(state["teacher"])
+        dino_loss.center.copy_(state["dino_loss"]["center"])
+        log.info("starting from the weights of %s", config.run.init_checkpoint)
+    if resuming:
         state = load_checkpoint(checkpoint_path)
         student.load_state_dict(state["student"])
         teacher.load_state_dict(state["teacher"])
@@ -152,8 +166,22 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
     watch = CollapseWatch(config.dino.out_dim)
     ln_k = math.log(config.dino.out_dim)
     last_loss = float("nan")
+    schedule = ClusterSchedule(cluster_aware.n_clusters, cluster_aware.recluster_every_epochs)
     end_epoch = epochs if stop_after_epochs is None else min(epochs, start_epoch + stop_after_epochs)
     for epoch in range(start_epoch, end_epoch):
+        if cluster_aware.enabled and (epoch == start_epoch or schedule.latest_round(epoch) == epoch):
+            round_epoch = schedule.latest_round(epoch)
+            labels, report = clustering_round(
+                accelerator, teacher.encoder, fbank, utterances, config.data.sample_rate,
+                schedule.clusters_at(round_epoch), out / "clusters", round_epoch, config.run.seed,
+                cluster_aware.kmeans_iterations,
+            )
+            dataset.set_clusters(labels, cluster_aware.global_from_partner, cluster_aware.local_from_partner)
+            if report and "diagnostics" in report:
+                diagnostics = report["diagnostics"]
+                scalars.write(epoch * steps_per_epoch, {
+                    "clusters/nmi_diagnostic": diagnostics["nmi"], "clusters/purity_diagnostic": diagnostics["purity"],
+                })
         dataset.set_epoch(epoch)
         sampler.set_epoch(epoch)
         student.train()

@@ -1,0 +1,117 @@
+"""Clustering rounds of cluster-aware DINO: embed every training utterance, k-means, share the labels.
+
+A round runs at the first epoch (fixed clustering) and, for progressive clustering, every
+``recluster_every_epochs`` epochs with the current teacher; K follows ``n_clusters`` round by round.
+Every process embeds a disjoint share of the (clean, full-length) utterances; the main process
+merges them, clusters once and writes ``clusters/epochNNNN.tsv`` with a JSON report; every process
+then reads that one file, so all ranks build their views from the same labels. The files make a
+resumed run reuse its rounds instead of recomputing them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from accelerate import Accelerator
+from torch import nn
+
+from avssl.data.manifest import Utterance
+from avssl.errors import DataError
+from avssl.eval.extract import embed_utterances, encoder_embedder, load_embeddings, save_embeddings
+from avssl.pseudo.diagnostics import speaker_of_key
+from avssl.pseudo.kmeans import cluster_embeddings
+from avssl.pseudo.labels import cluster_report, read_pseudo_labels, write_pseudo_labels
+from avssl.utils.atomic import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClusterSchedule:
+    """When rounds happen and with how many clusters."""
+
+    n_clusters: Sequence[int]
+    every: int  # 0: one round at epoch 0
+
+    def latest_round(self, epoch: int) -> int:
+        """The epoch of the round whose labels apply at ``epoch``."""
+        return 0 if self.every == 0 else (epoch // self.every) * self.every
+
+    def clusters_at(self, round_epoch: int) -> int:
+        index = 0 if self.every == 0 else round_epoch // self.every
+        return int(self.n_clusters[min(index, len(self.n_clusters) - 1)])
+
+
+def clustering_round(
+    accelerator: Accelerator,
+    encoder: nn.Module,
+    fbank: nn.Module,
+    utterances: Sequence[Utterance],
+    sample_rate: int,
+    n_clusters: int,
+    folder: Path,
+    round_epoch: int,
+    seed: int,
+    iterations: int,
+) -> tuple[np.ndarray, dict | None]:
+    """Cluster labels (one per utterance, manifest order) of the round at ``round_epoch``.
+
+    Returns the labels and, on the main process when a new round was computed, its report.
+    """
+    labels_path = folder / f"epoch{round_epoch:04d}.tsv"
+    report = None
+    if not labels_path.is_file():
+        rank, world = accelerator.process_index, accelerator.num_processes
+        share = list(range(rank, len(utterances), world))
+        embed = encoder_embedder(encoder, fbank)
+        embeddings = embed_utterances(embed, [utterances[i] for i in share], sample_rate, accelerator.device)
+        shard_path = folder / f"epoch{round_epoch:04d}.rank{rank}.npz"
+        save_embeddings(shard_path, [utterances[i].key for i in share], embeddings)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            labels, report = _cluster_shards(utterances, folder, round_epoch, world, n_clusters, seed, iterations)
+            write_pseudo_labels(labels_path, [u.key for u in utterances], labels)
+            atomic_write_json(folder / f"epoch{round_epoch:04d}.json", report)
+        accelerator.wait_for_everyone()
+        shard_path.unlink(missing_ok=True)
+    by_key = read_pseudo_labels(labels_path)
+    missing = [u.key for u in utterances if u.key not in by_key]
+    if missing:
+        raise DataError(f"{labels_path} has no cluster for {len(missing)} training utterances (first: {missing[:3]})")
+    return np.array([by_key[u.key] for u in utterances], dtype=np.int64), report
+
+
+def _cluster_shards(
+    utterances: Sequence[Utterance], folder: Path, round_epoch: int, world: int, n_clusters: int, seed: int,
+    iterations: int,
+) -> tuple[np.ndarray, dict]:
+    """Merge the ranks' embedding shards, cluster them, and describe the result."""
+    rows: dict[str, np.ndarray] = {}
+    for rank in range(world):
+        keys, embeddings = load_embeddings(folder / f"epoch{round_epoch:04d}.rank{rank}.npz")
+        rows.update(zip(keys, embeddings, strict=True))
+    keys = [u.key for u in utterances]
+    matrix = np.stack([rows[k] for k in keys])
+    k = min(n_clusters, len(keys))
+    result = cluster_embeddings(matrix, k, seed=seed + round_epoch, iterations=iterations)
+    report = cluster_report(result, keys, _diagnostic_truth(keys))
+    report["round_epoch"] = round_epoch
+    diagnostics = report.get("diagnostics")
+    log.info(
+        "clustering round at epoch %d: %d utterances into %d clusters%s",
+        round_epoch, len(keys), k,
+        f" (diagnostic only: NMI {diagnostics['nmi']:.3f}, purity {diagnostics['purity']:.3f})" if diagnostics else "",
+    )
+    return result.labels, report
+
+
+def _diagnostic_truth(keys: Sequence[str]) -> list[str] | None:
+    """Identities read from VoxCeleb-style keys, for NMI / purity only; None when keys carry none."""
+    try:
+        return [speaker_of_key(k) for k in keys]
+    except DataError:
+        return None
