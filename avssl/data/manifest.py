@@ -16,6 +16,7 @@ from pathlib import Path
 
 from avssl.errors import DataError
 from avssl.utils.atomic import atomic_write_text
+from avssl.utils.tsv import read_tsv_lines
 
 HEADER = ("key", "audio", "video", "duration", "sample_rate")
 HEADER_LINE = "\t".join(HEADER)
@@ -55,18 +56,10 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     """Read and validate a manifest; any malformed line raises DataError naming the file and line."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"manifest {path} does not exist; {_REMEDY}")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise DataError(f"manifest {path} is not UTF-8 text ({error}); {_REMEDY}") from None
-    if not lines or lines[0] != HEADER_LINE:
-        found = lines[0] if lines else "an empty file"
-        raise DataError(f"{path}:1: expected the header {HEADER_LINE!r}, found {found!r}; {_REMEDY}")
+    lines = read_tsv_lines(path, HEADER_LINE, "manifest", _REMEDY)
     utterances = []
     seen: dict[str, int] = {}
-    for lineno, line in enumerate(lines[1:], start=2):
+    for lineno, line in enumerate(lines, start=2):
         utt = _parse_line(path, lineno, line)
         if utt.key in seen:
             raise DataError(

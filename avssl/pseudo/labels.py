@@ -17,6 +17,7 @@ from avssl.errors import DataError
 from avssl.pseudo.diagnostics import cluster_diagnostics, size_summary
 from avssl.pseudo.kmeans import ClusterResult
 from avssl.utils.atomic import atomic_write_text
+from avssl.utils.tsv import read_tsv_lines
 
 HEADER_LINE = "key\tcluster"
 _REMEDY = "run the clustering step again to regenerate it"
@@ -50,20 +51,12 @@ def write_pseudo_labels(path: str | os.PathLike, keys: Sequence[str], labels: np
 def read_pseudo_labels(path: str | os.PathLike) -> dict[str, int]:
     """Read what :func:`write_pseudo_labels` wrote, as key -> cluster in file order."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"pseudo-label file {path} does not exist; {_REMEDY}")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise DataError(f"pseudo-label file {path} is not UTF-8 text ({error}); {_REMEDY}") from None
-    if not lines or lines[0] != HEADER_LINE:
-        found = lines[0] if lines else "an empty file"
-        raise DataError(f"{path}:1: expected the header {HEADER_LINE!r}, found {found!r}; {_REMEDY}")
-    if len(lines) == 1:
+    lines = read_tsv_lines(path, HEADER_LINE, "pseudo-label file", _REMEDY)
+    if not lines:
         raise DataError(f"{path}: the file has a header but no labels; {_REMEDY}")
     labels: dict[str, int] = {}
     first_line: dict[str, int] = {}
-    for lineno, line in enumerate(lines[1:], start=2):
+    for lineno, line in enumerate(lines, start=2):
         key, label = _parse_line(path, lineno, line)
         if key in labels:
             raise DataError(
