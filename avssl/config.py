@@ -128,6 +128,10 @@ class RunConfig:
     # Start student, teacher and DINO centre (not the optimiser) from an earlier run's checkpoint.pt:
     # how cluster-aware DINO continues from a DINO model.
     init_checkpoint: str | None = None
+    # encoder.pt = the average of the teacher encoders after each of the last N epochs (1: the final one).
+    average_last_epochs: int = 1
+    # Batch-norm statistics computed over all processes' batches (GPUs only; small per-GPU batches).
+    sync_batchnorm: bool = False
 
 
 @dataclass
@@ -197,6 +201,11 @@ class DinoTrainConfig:
             (self.run.log_every > 0, "run.log_every", "must be positive"),
             (self.run.save_every_epochs > 0, "run.save_every_epochs", "must be positive"),
             (
+                1 <= self.run.average_last_epochs <= self.optim.epochs,
+                "run.average_last_epochs",
+                "must be within [1, optim.epochs]",
+            ),
+            (
                 self.run.mixed_precision in ("no", "bf16", "fp16"),
                 "run.mixed_precision",
                 "must be one of no, bf16, fp16",
@@ -215,6 +224,11 @@ class DinoTrainConfig:
                 len(self.cluster_aware.n_clusters) > 0 and min(self.cluster_aware.n_clusters) >= 1,
                 "cluster_aware.n_clusters",
                 "must be a non-empty list of positive cluster counts",
+            ),
+            (
+                not self.cluster_aware.enabled or self.run.init_checkpoint is not None,
+                "run.init_checkpoint",
+                "must name a DINO checkpoint.pt when cluster_aware.enabled (the clusters come from its teacher)",
             ),
             (self.cluster_aware.recluster_every_epochs >= 0, "cluster_aware.recluster_every_epochs", "must be >= 0"),
             (self.cluster_aware.kmeans_iterations > 0, "cluster_aware.kmeans_iterations", "must be positive"),

@@ -51,6 +51,7 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
         (GOOD, ["optim.epochs"], "key=value"),  # malformed override
         (GOOD, ["optim.batch_size=0"], "optim.batch_size"),  # out of range
         (GOOD, ["encoder.name=transformer"], "encoder.name"),
+        (GOOD, ["cluster_aware.enabled=true"], "run.init_checkpoint"),
         (GOOD, ["augment.snr_db.music=[15,5]"], "augment.snr_db.music"),
         (GOOD.replace("train_manifest: dev.tsv", "num_workers: 0"), [], "data.train_manifest"),  # required key unset
         (GOOD.replace("  train_manifest: dev.tsv\n", ""), [], "'data'"),  # an empty section
@@ -74,5 +75,6 @@ def test_shipped_configs_load(tmp_path: Path) -> None:
     shipped = sorted(root.rglob("*.yaml"))
     assert shipped, "no configs shipped"
     for path in shipped:
-        config = load_config(DinoTrainConfig, path, ["data.train_manifest=x.tsv", "run.output_dir=out"])
+        overrides = ["data.train_manifest=x.tsv", "run.output_dir=out", "run.init_checkpoint=dino.pt"]
+        config = load_config(DinoTrainConfig, path, overrides)
         assert config.optim.epochs > 0

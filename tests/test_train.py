@@ -82,3 +82,36 @@ def test_two_processes_end_with_identical_weights(tiny_prepared: Path, tmp_path:
     assert_same_state(first["student"], second["student"])
     assert_same_state(first["teacher"], second["teacher"])
     assert (out / "encoder.pt").is_file()
+
+
+def test_encoder_is_the_average_of_the_last_teachers(tiny_prepared: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    out = tmp_path / "avg"
+    train_dino(config_for(tiny_prepared, out, "optim.epochs=3", "run.average_last_epochs=2"))
+    snapshots = [load_file(str(out / "teacher_snapshots" / f"epoch{e:04d}.safetensors")) for e in (2, 3)]
+    averaged = load_file(str(out / "encoder.pt"))
+    for key, value in averaged.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, (snapshots[0][key] + snapshots[1][key]) / 2)
+    assert not (out / "teacher_snapshots" / "epoch0001.safetensors").exists()
+
+
+def test_last_layer_is_frozen_during_the_first_epoch(tiny_prepared: Path, tmp_path: Path) -> None:
+    from accelerate.utils import set_seed
+
+    from avssl.models import build_encoder
+    from avssl.models.dino_head import DinoHead
+
+    config = config_for(tiny_prepared, tmp_path / "unused")
+    set_seed(config.run.seed)  # train_dino builds its models right after seeding: the same initial weights
+    build_encoder(config.encoder, config.features.n_mels)
+    initial = DinoHead(config.encoder.embedding_dim, config.dino).last_layer.parametrizations.weight.original1
+
+    def last_layer_after_one_epoch(freeze: int) -> torch.Tensor:
+        run = config_for(tiny_prepared, tmp_path / f"freeze{freeze}", f"dino.freeze_last_layer_epochs={freeze}")
+        result = train_dino(run, stop_after_epochs=1)
+        return result.student.head.last_layer.parametrizations.weight.original1.detach()
+
+    torch.testing.assert_close(last_layer_after_one_epoch(1), initial.detach(), rtol=0, atol=0)
+    assert not torch.equal(last_layer_after_one_epoch(0), initial.detach())

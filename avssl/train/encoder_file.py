@@ -38,6 +38,29 @@ def save_encoder(
     return atomic_write(path, lambda handle: handle.write(payload))
 
 
+def average_encoder_files(paths: list[Path], out_path: str | Path) -> Path:
+    """Write the parameter-wise average of several encoder files of one architecture.
+
+    Averaging the teacher over its last epochs smooths the end of training (WeSpeaker's recipe does
+    the same); integer buffers such as batch-norm step counters are taken from the last file.
+    """
+    from safetensors import safe_open
+
+    if not paths:
+        raise DataError("no encoder files to average")
+    with safe_open(str(paths[-1]), framework="pt") as handle:
+        metadata = handle.metadata()
+    states = [load_file(str(p)) for p in paths]
+    averaged = {}
+    for key, last in states[-1].items():
+        if last.is_floating_point():
+            averaged[key] = torch.stack([state[key] for state in states]).mean(dim=0)
+        else:
+            averaged[key] = last
+    payload = save(averaged, metadata=metadata)
+    return atomic_write(out_path, lambda handle: handle.write(payload))
+
+
 def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Fbank, int]:
     """Rebuild ``(encoder in eval mode, its fbank front end, sample rate)`` from an encoder file."""
     from safetensors import safe_open

@@ -38,7 +38,7 @@ from avssl.models.dino_head import DinoHead, EncoderWithHead
 from avssl.ssl.dino import DinoLoss, cosine_schedule, ema_update, teacher_temperature_schedule
 from avssl.train.checkpoint import load_checkpoint, save_checkpoint
 from avssl.train.cluster_rounds import ClusterSchedule, clustering_round
-from avssl.train.encoder_file import save_encoder
+from avssl.train.encoder_file import average_encoder_files, save_encoder
 from avssl.train.monitor import CollapseWatch, ScalarLog
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,12 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
         dino_loss.load_state_dict(state["dino_loss"])
         start_epoch = int(state["epoch"])
         log.info("resumed from %s after epoch %d", checkpoint_path, start_epoch)
+    if config.run.sync_batchnorm and accelerator.num_processes > 1:
+        if device.type == "cuda":
+            student = nn.SyncBatchNorm.convert_sync_batchnorm(student)
+            teacher = nn.SyncBatchNorm.convert_sync_batchnorm(teacher)
+        else:
+            log.warning("run.sync_batchnorm needs GPUs; keeping per-process batch norm on %s", device.type)
     student, optimizer = accelerator.prepare(student, optimizer)
     teacher.to(device)
 
@@ -263,17 +269,29 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
             )
             log.info("epoch %d/%d: loss %.4f, teacher entropy %.3f (ln K = %.3f)",
                      epoch + 1, epochs, last_loss, stats["teacher_entropy"], ln_k)
+        if accelerator.is_main_process and config.run.average_last_epochs > 1 and epoch + 1 > epochs - config.run.average_last_epochs:
+            save_encoder(_snapshot(out, epoch + 1), teacher.encoder, config.encoder, config.features,
+                         config.data.sample_rate)
         accelerator.wait_for_everyone()
 
     encoder_path = out / ENCODER
-    if accelerator.is_main_process:
-        save_encoder(encoder_path, teacher.encoder, config.encoder, config.features, config.data.sample_rate)
+    if accelerator.is_main_process and end_epoch == epochs:
+        if config.run.average_last_epochs > 1:
+            first = epochs - config.run.average_last_epochs + 1
+            average_encoder_files([_snapshot(out, e) for e in range(first, epochs + 1)], encoder_path)
+        else:
+            save_encoder(encoder_path, teacher.encoder, config.encoder, config.features, config.data.sample_rate)
     scalars.close()
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return DinoResult(
         out, encoder_path, accelerator.unwrap_model(student), teacher, last_loss, time.time() - started
     )
+
+
+def _snapshot(out: Path, epoch: int) -> Path:
+    """Where the teacher encoder after ``epoch`` is kept for averaging."""
+    return out / "teacher_snapshots" / f"epoch{epoch:04d}.safetensors"
 
 
 @torch.no_grad()
