@@ -33,6 +33,9 @@ class DataConfig:
     sample_rate: int = 16000
     num_workers: int = 0
     cache_audio: bool = True  # keep decoded training audio in RAM (small corpora); False reads per crop
+    # Where augmentation + fbank run: "device" (the training device; workers only read and crop),
+    # "workers" (the data-loader workers, on CPU), or "auto" (device on a GPU, workers otherwise).
+    featurise_in: str = "auto"
 
 
 @dataclass
@@ -169,6 +172,7 @@ class DinoTrainConfig:
         checks: list[tuple[bool, str, str]] = [
             (self.data.sample_rate > 0, "data.sample_rate", "must be positive"),
             (self.data.num_workers >= 0, "data.num_workers", "must be >= 0"),
+            (self.data.featurise_in in ("auto", "device", "workers"), "data.featurise_in", "must be auto, device or workers"),
             (self.crops.num_global >= 2, "crops.num_global", "DINO needs at least 2 global crops"),
             (self.crops.num_local >= 0, "crops.num_local", "must be >= 0"),
             (self.crops.global_seconds > 0, "crops.global_seconds", "must be positive"),

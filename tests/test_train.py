@@ -115,3 +115,14 @@ def test_last_layer_is_frozen_during_the_first_epoch(tiny_prepared: Path, tmp_pa
 
     torch.testing.assert_close(last_layer_after_one_epoch(1), initial.detach(), rtol=0, atol=0)
     assert not torch.equal(last_layer_after_one_epoch(0), initial.detach())
+
+
+def test_worker_count_does_not_change_training(tiny_prepared: Path, tmp_path: Path) -> None:
+    runs = {
+        workers: train_dino(config_for(tiny_prepared, tmp_path / f"w{workers}", "optim.epochs=1",
+                                       "data.featurise_in=workers", f"data.num_workers={workers}"))
+        for workers in (0, 2)
+    }
+    assert_same_state(runs[0].teacher.state_dict(), runs[2].teacher.state_dict())
+    on_device = train_dino(config_for(tiny_prepared, tmp_path / "device", "optim.epochs=1", "data.featurise_in=device"))
+    assert on_device.final_loss == on_device.final_loss  # the device path trains too (finite loss)

@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
@@ -28,6 +27,7 @@ from tqdm.auto import tqdm
 
 from avssl.config import DinoTrainConfig, as_dict, save_config
 from avssl.data.augment import WaveAugment, load_augment_sources
+from avssl.data.featurise import CropFeaturiser, FeaturiseInWorkers, keyed_generator
 from avssl.data.manifest import read_manifest
 from avssl.data.samplers import EpochShardSampler
 from avssl.data.views import AudioMultiCropDataset
@@ -80,7 +80,7 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / "config.yaml")
 
-    # ---- data: each rank reads and crops its share; augmentation and fbank run on the device ----
+    # ---- data: each rank reads and crops its share; augmentation + fbank run where data.featurise_in says ----
     utterances = read_manifest(config.data.train_manifest)
     dataset = AudioMultiCropDataset(
         utterances, config.crops, config.data.sample_rate, config.run.seed, config.data.cache_audio
@@ -94,18 +94,24 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
         accelerator.process_index,
         config.run.seed,
     )
+    device = accelerator.device
+    sources = load_augment_sources(config.data.noise_list, config.data.rir_list, config.data.sample_rate)
+    in_workers = config.data.featurise_in == "workers" or (config.data.featurise_in == "auto" and device.type != "cuda")
+    where = torch.device("cpu") if in_workers else device
+    fbank = Fbank(config.features, config.data.sample_rate).to(device)
+    featuriser = CropFeaturiser(
+        WaveAugment(sources.to(where), config.augment), Fbank(config.features, config.data.sample_rate).to(where), where
+    )
     loader = DataLoader(
         dataset,
         batch_size=config.optim.batch_size,
         sampler=sampler,
         num_workers=config.data.num_workers,
+        collate_fn=FeaturiseInWorkers(dataset, featuriser, config.run.seed) if in_workers else None,
         drop_last=True,
-        persistent_workers=config.data.num_workers > 0,
+        # Workers are re-forked every epoch so that they see the dataset's new epoch (new crops).
+        persistent_workers=False,
     )
-    device = accelerator.device
-    fbank = Fbank(config.features, config.data.sample_rate).to(device)
-    sources = load_augment_sources(config.data.noise_list, config.data.rir_list, config.data.sample_rate)
-    augment = WaveAugment(sources.to(device), config.augment)
 
     # ---- models: the teacher starts as a copy of the student and never receives gradients ----
     encoder = build_encoder(config.encoder, config.features.n_mels)
@@ -204,10 +210,9 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
                 group["lr"] = float(lr_schedule[step])
                 if group["weight_decay_enabled"]:
                     group["weight_decay"] = float(wd_schedule[step])
-            generator = torch.Generator().manual_seed(
-                int(np.random.SeedSequence([config.run.seed, accelerator.process_index, step]).generate_state(1)[0])
+            global_feats, local_feats = _features(
+                batch, featuriser, keyed_generator(config.run.seed, accelerator.process_index, step), device
             )
-            global_feats, local_feats = _views(batch, augment, fbank, generator, device)
 
             with accelerator.autocast():
                 teacher_out = teacher([global_feats])
@@ -309,21 +314,18 @@ def _average_buffers(model: nn.Module, accelerator: Accelerator) -> None:
             buffer.copy_(accelerator.reduce(buffer, reduction="mean"))
 
 
-def _views(
-    batch: dict[str, torch.Tensor],
-    augment: WaveAugment,
-    fbank: Fbank,
-    generator: torch.Generator,
-    device: torch.device,
+def _features(
+    batch: dict[str, torch.Tensor], featuriser: CropFeaturiser, generator: torch.Generator, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Crops -> augmented fbank, crop-major: rows [c*B:(c+1)*B] are crop c of every sample."""
+    """Global and local features, crop-major (rows [c*B:(c+1)*B] are crop c of every sample).
 
-    def featurise(crops: torch.Tensor) -> torch.Tensor:
-        waves = crops.to(device).transpose(0, 1).reshape(-1, crops.shape[-1])
-        return fbank(augment(waves, generator))
-
+    Batches featurised by the workers arrive ready; otherwise the crops are featurised here.
+    """
+    if "global_feats" in batch:
+        local = batch.get("local_feats")
+        return batch["global_feats"].to(device), (local.to(device) if local is not None else None)
     local = batch.get("local")
-    return featurise(batch["global"]), (featurise(local) if local is not None else None)
+    return featuriser(batch["global"], generator), (featuriser(local, generator) if local is not None else None)
 
 
 def _parameter_groups(model: nn.Module) -> list[dict]:
