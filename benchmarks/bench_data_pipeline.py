@@ -6,7 +6,7 @@ the DINO data loader of a config without training, and prints one table row per 
     python benchmarks/bench_data_pipeline.py --data runs/demo/data --workers 0 1 2 --batches 20
 
 "device" featurises in the main process on the training device (CUDA when present), "workers"
-inside the loader workers. With --model-step and a GPU, it also times ECAPA-512 DINO steps.
+inside the loader workers.
 """
 
 from __future__ import annotations
