@@ -63,6 +63,18 @@ def _eval(args: argparse.Namespace) -> None:
         atomic_write_json(args.out, results)
 
 
+def _verify(args: argparse.Namespace) -> None:
+    from avssl.inference import Verifier
+
+    verifier = Verifier.load(args.encoder, args.train_embeddings)
+    if args.dev_trials:
+        threshold = verifier.calibrate(args.dev_trials, args.dev_root)
+        print(f"threshold {threshold:.4f} (EER point of {args.dev_trials})")
+    decision = verifier.verify(args.first, args.second)
+    verdict = {True: "same speaker", False: "different speakers", None: "no decision (give --dev-trials)"}
+    print(f"score {decision.score:.4f}: {verdict[decision.same_speaker]}")
+
+
 def _demo(args: argparse.Namespace) -> None:
     from avssl.demo import run_demo
 
@@ -107,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-dir")
     p.add_argument("--out", help="write the metrics as JSON")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("verify", help="score two recordings with a trained encoder (and decide)")
+    p.add_argument("encoder", help="encoder.pt written by `avssl train`")
+    p.add_argument("first")
+    p.add_argument("second")
+    p.add_argument("--train-embeddings", help=".npz of training utterances (their mean is subtracted)")
+    p.add_argument("--dev-trials", help="a development trial list: the threshold is its EER point")
+    p.add_argument("--dev-root", default=".", help="folder the dev trial paths are relative to")
+    p.set_defaults(func=_verify)
 
     p = sub.add_parser("demo", help="the whole pipeline on the embedded corpus")
     p.add_argument("--out-dir", default="runs/demo")
