@@ -75,6 +75,13 @@ def _verify(args: argparse.Namespace) -> None:
     print(f"score {decision.score:.4f}: {verdict[decision.same_speaker]}")
 
 
+def _export(args: argparse.Namespace) -> None:
+    from avssl.export import export_onnx, export_torchscript
+
+    exporter = export_torchscript if args.format == "torchscript" else export_onnx
+    print(f"{args.format} model (waveform in, embedding out) -> {exporter(args.encoder, args.out)}")
+
+
 def _demo(args: argparse.Namespace) -> None:
     from avssl.demo import run_demo
 
@@ -128,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev-trials", help="a development trial list: the threshold is its EER point")
     p.add_argument("--dev-root", default=".", help="folder the dev trial paths are relative to")
     p.set_defaults(func=_verify)
+
+    p = sub.add_parser("export", help="a deployable audio encoder with its fbank front end")
+    p.add_argument("encoder", help="encoder.pt written by `avssl train`")
+    p.add_argument("out")
+    p.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("demo", help="the whole pipeline on the embedded corpus")
     p.add_argument("--out-dir", default="runs/demo")
