@@ -15,10 +15,9 @@ import importlib.util
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from avssl.errors import AvsslError
-from avssl.features import Fbank
+from avssl.models.waveform import WaveformEncoder
 from avssl.train.encoder_file import load_encoder
 from avssl.utils.atomic import atomic_write
 
@@ -26,18 +25,6 @@ from avssl.utils.atomic import atomic_write
 _TRACE_SECONDS = 1.0
 _CHECK_SECONDS = 1.7
 _CHECK_ATOL = 1e-4
-
-
-class WaveformEncoder(nn.Module):
-    """Waveforms ``(batch, samples)`` at the encoder's sample rate -> embeddings ``(batch, dim)``."""
-
-    def __init__(self, encoder: nn.Module, fbank: Fbank) -> None:
-        super().__init__()
-        self.fbank = fbank
-        self.encoder = encoder
-
-    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self.fbank(waveforms))
 
 
 def _load_wrapper(encoder_path: str | Path) -> tuple[WaveformEncoder, int]:

@@ -15,9 +15,11 @@ import torch
 
 from avssl.data.audio import load_audio
 from avssl.errors import DataError
+from avssl.eval.evaluate import mean_embedding
 from avssl.eval.extract import load_embeddings
 from avssl.eval.metrics import equal_error_rate
 from avssl.eval.trials import read_trials
+from avssl.models.waveform import WaveformEncoder
 from avssl.train.encoder_file import load_encoder
 
 AudioInput = str | Path | np.ndarray | torch.Tensor
@@ -43,8 +45,7 @@ class Verifier:
         mean: np.ndarray | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
-        self.encoder = encoder.eval()
-        self.fbank = fbank
+        self.model = WaveformEncoder(encoder, fbank).eval()
         self.sample_rate = sample_rate
         self.mean = mean
         self.device = torch.device(device)
@@ -56,7 +57,7 @@ class Verifier:
     ) -> Verifier:
         """Rebuild the encoder from its file; ``train_embeddings`` (.npz) gives the mean to subtract."""
         encoder, fbank, sample_rate = load_encoder(encoder_path, device)
-        mean = load_embeddings(train_embeddings)[1].mean(axis=0) if train_embeddings else None
+        mean = mean_embedding(load_embeddings(train_embeddings)[1]) if train_embeddings else None
         return cls(encoder, fbank, sample_rate, mean, device)
 
     @torch.inference_mode()
@@ -70,7 +71,7 @@ class Verifier:
                 raise DataError(
                     f"expected a mono waveform of at least 0.1 s at {self.sample_rate} Hz, got shape {tuple(wave.shape)}"
                 )
-        embedding = self.encoder(self.fbank(wave.to(self.device).unsqueeze(0)))[0].double().cpu().numpy()
+        embedding = self.model(wave.to(self.device).unsqueeze(0))[0].double().cpu().numpy()
         if self.mean is not None:
             embedding = embedding - self.mean
         return embedding / max(np.linalg.norm(embedding), 1e-12)

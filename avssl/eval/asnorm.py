@@ -16,19 +16,13 @@ from __future__ import annotations
 import numpy as np
 
 from avssl.errors import ConfigError, DataError
-from avssl.eval.scoring import _row_index, cosine_scores
+from avssl.eval.scoring import _row_index, cosine_scores, unit_rows
 from avssl.eval.trials import TrialList
 
 # Cosines held at once while ranking utterances against the cohort (rows x cohort size): 32 MiB in float64.
 _BLOCK = 1 << 22
 # A cohort whose top-k scores are all equal has no spread; this floor keeps the division finite.
 _MIN_STD = 1e-6
-
-
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm; an all-zero row stays zero (it has no direction)."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.maximum(norms, np.finfo(matrix.dtype).tiny)
 
 
 def cluster_mean_cohort(
@@ -56,9 +50,9 @@ def cluster_mean_cohort(
         raise DataError("no clustered training embeddings: every cluster label is negative (noise)")
     clusters, members = np.unique(labels[keep], return_inverse=True)
     sums = np.zeros((clusters.size, embeddings.shape[1]), dtype=np.float64)
-    np.add.at(sums, members, _unit_rows(embeddings[keep]))
+    np.add.at(sums, members, unit_rows(embeddings[keep]))
     # The direction of a sum is the direction of the mean, so the per-cluster count need not be divided.
-    return _unit_rows(sums)
+    return unit_rows(sums)
 
 
 def _top_k_stats(table: np.ndarray, cohort: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,6 +101,6 @@ def asnorm_scores(
     table = embeddings[used].astype(np.float64)
     if mean is not None:
         table -= np.asarray(mean, dtype=np.float64).ravel()
-    mu, sd = _top_k_stats(_unit_rows(table), _unit_rows(cohort), min(top_k, cohort.shape[0]))
+    mu, sd = _top_k_stats(unit_rows(table), unit_rows(cohort), min(top_k, cohort.shape[0]))
     enrol_at, test_at = position[: enrol.size], position[enrol.size :]
     return 0.5 * ((raw - mu[enrol_at]) / sd[enrol_at] + (raw - mu[test_at]) / sd[test_at])

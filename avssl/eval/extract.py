@@ -18,6 +18,8 @@ from tqdm.auto import tqdm
 from avssl.data.audio import load_audio
 from avssl.data.manifest import Utterance
 from avssl.errors import DataError
+from avssl.features import Fbank
+from avssl.models.waveform import WaveformEncoder
 from avssl.utils.atomic import atomic_write
 
 
@@ -39,10 +41,9 @@ def embed_utterances(
     return np.stack([rows[i] for i in range(len(utterances))])
 
 
-def encoder_embedder(encoder: nn.Module, fbank: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Waveform -> fbank -> encoder, the encoder in eval mode."""
-    encoder.eval()
-    return lambda wave: encoder(fbank(wave))
+def encoder_embedder(encoder: nn.Module, fbank: Fbank) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Waveform -> fbank -> encoder, in eval mode."""
+    return WaveformEncoder(encoder, fbank).eval()
 
 
 def save_embeddings(path: str | Path, keys: Sequence[str], embeddings: np.ndarray) -> Path:

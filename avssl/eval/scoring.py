@@ -19,6 +19,12 @@ _CHUNK = 65536
 _SHOW = 5
 
 
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm; an all-zero row (no direction) stays zero and scores 0."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, np.finfo(matrix.dtype).tiny)
+
+
 def _row_index(trials: TrialList, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Embedding row of each trial's enrol and test utterance; DataError lists any that are missing."""
     row = {key: i for i, key in enumerate(keys)}
@@ -69,9 +75,7 @@ def cosine_scores(
             f"{bad_rows.size} embeddings contain NaN or infinite values "
             f"(first: {[keys[i] for i in bad_rows[:_SHOW]]}); re-extract them"
         )
-    norms = np.linalg.norm(table, axis=1, keepdims=True)
-    # An all-zero embedding (after mean subtraction) has no direction; it scores 0 against everything.
-    table /= np.maximum(norms, np.finfo(table.dtype).tiny)
+    table = unit_rows(table)
     scores = np.empty(len(trials), dtype=np.float64)
     for start in range(0, len(trials), _CHUNK):
         stop = start + _CHUNK

@@ -99,9 +99,8 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
     in_workers = config.data.featurise_in == "workers" or (config.data.featurise_in == "auto" and device.type != "cuda")
     where = torch.device("cpu") if in_workers else device
     fbank = Fbank(config.features, config.data.sample_rate).to(device)
-    featuriser = CropFeaturiser(
-        WaveAugment(sources.to(where), config.augment), Fbank(config.features, config.data.sample_rate).to(where), where
-    )
+    featuriser_fbank = Fbank(config.features, config.data.sample_rate) if in_workers else fbank
+    featuriser = CropFeaturiser(WaveAugment(sources.to(where), config.augment), featuriser_fbank, where)
     loader = DataLoader(
         dataset,
         batch_size=config.optim.batch_size,
