@@ -128,6 +128,12 @@ class RunConfig:
     mixed_precision: str = "no"  # no | bf16 | fp16 (the latter two only on a GPU)
     progress: bool = True
     threads: int | None = None  # torch intra-op threads per process; None leaves torch's default
+
+
+@dataclass
+class DinoRunConfig(RunConfig):
+    """Stage I's bookkeeping: the common keys plus continuation, averaging and batch-norm syncing."""
+
     # Start student, teacher and DINO centre (not the optimiser) from an earlier run's checkpoint.pt:
     # how cluster-aware DINO continues from a DINO model.
     init_checkpoint: str | None = None
@@ -164,7 +170,7 @@ class DinoTrainConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     dino: DinoConfig = field(default_factory=DinoConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    run: RunConfig = field(default_factory=RunConfig)
+    run: DinoRunConfig = field(default_factory=DinoRunConfig)
     cluster_aware: ClusterAwareConfig = field(default_factory=ClusterAwareConfig)
 
     def validate(self) -> None:
@@ -236,6 +242,138 @@ class DinoTrainConfig:
             ),
             (self.cluster_aware.recluster_every_epochs >= 0, "cluster_aware.recluster_every_epochs", "must be >= 0"),
             (self.cluster_aware.kmeans_iterations > 0, "cluster_aware.kmeans_iterations", "must be positive"),
+        ]
+        for category, bounds in self.augment.snr_db.items():
+            ok = len(bounds) == 2 and bounds[0] <= bounds[1]
+            checks.append((ok, f"augment.snr_db.{category}", "must be [low, high] with low <= high"))
+        for ok, key, what in checks:
+            if not ok:
+                raise ConfigError(f"config key '{key}' {what} (got {_lookup(self, key)!r})")
+
+
+@dataclass
+class PseudoLabelConfig:
+    """Where each round's training labels come from."""
+
+    # kmeans: clusters of the current model's embeddings (the method). true_speakers: the corpus's
+    # identity labels - ONLY for the clearly labelled supervised upper-bound reference, never the method.
+    source: str = "kmeans"
+    n_clusters: int = 6000
+    kmeans_iterations: int = 20
+
+
+@dataclass
+class ClassifierConfig:
+    """AAM-softmax over the pseudo classes."""
+
+    margin: float = 0.2
+    scale: float = 30.0
+
+
+@dataclass
+class GateConfig:
+    """Which pseudo-labelled samples train: all (none), a fixed loss threshold (LGL) or DLG."""
+
+    mode: str = "dlg"  # none | fixed | dlg
+    fixed_threshold: float = 5.0  # loss units; only for mode=fixed
+    warmup_epochs: int = 1  # epochs of each round trained without a gate (the classifier is new)
+    use_log_loss: bool = True  # DLG fits its mixture to log-losses
+    min_samples: int = 50
+    min_separation: float = 2.0  # Ashman's D below which the mixture is one population (degenerate)
+
+
+@dataclass
+class CorrectionConfig:
+    """Label correction: gated-out samples with a confident clean prediction train with that class."""
+
+    enabled: bool = True
+    start_epoch: int = 2  # epoch of each round (0-based) from which LC applies; must come after the warm-up
+    temperature: float = 0.1
+    confidence: float = 0.5
+
+
+@dataclass
+class RoundsConfig:
+    """Extract -> cluster -> train, ``count`` times."""
+
+    count: int = 2
+    epochs: int = 10  # per round
+    start_from: str = "previous"  # previous: each round starts from the last round's encoder; stage1: always from init_encoder
+
+
+@dataclass
+class PseudoOptimConfig:
+    """AdamW with a per-step cosine learning rate and warm-up, restarted every round."""
+
+    batch_size: int = 128  # per process
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup_epochs: float = 1.0
+    weight_decay: float = 2e-5
+    clip_grad: float = 5.0
+    steps_per_epoch: int | None = None  # None: one pass over the training data per epoch
+
+
+@dataclass
+class PseudoTrainConfig:
+    """Everything a stage-II (pseudo-label training with DLG-LC) run reads.
+
+    The encoder architecture and fbank settings are not repeated here: they travel inside the stage-I
+    encoder file named by ``init_encoder``.
+    """
+
+    init_encoder: str = MISSING
+    segment_seconds: float = 2.0  # one random segment per utterance per epoch
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    labels: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    correction: CorrectionConfig = field(default_factory=CorrectionConfig)
+    rounds: RoundsConfig = field(default_factory=RoundsConfig)
+    optim: PseudoOptimConfig = field(default_factory=PseudoOptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def validate(self) -> None:
+        """Range checks a type cannot express; each message names the offending key."""
+        checks: list[tuple[bool, str, str]] = [
+            (self.segment_seconds > 0, "segment_seconds", "must be positive"),
+            (self.data.sample_rate > 0, "data.sample_rate", "must be positive"),
+            (self.data.num_workers >= 0, "data.num_workers", "must be >= 0"),
+            (self.data.featurise_in in ("auto", "device", "workers"), "data.featurise_in", "must be auto, device or workers"),
+            (0.0 <= self.augment.prob <= 1.0, "augment.prob", "must be within [0, 1]"),
+            (self.labels.source in ("kmeans", "true_speakers"), "labels.source", "must be kmeans or true_speakers"),
+            (self.labels.n_clusters >= 2, "labels.n_clusters", "must be >= 2"),
+            (self.labels.kmeans_iterations > 0, "labels.kmeans_iterations", "must be positive"),
+            (0 <= self.classifier.margin < 1.5, "classifier.margin", "must be within [0, 1.5) radians"),
+            (self.classifier.scale > 0, "classifier.scale", "must be positive"),
+            (self.gate.mode in ("none", "fixed", "dlg"), "gate.mode", "must be none, fixed or dlg"),
+            (self.gate.fixed_threshold > 0, "gate.fixed_threshold", "must be positive"),
+            (self.gate.warmup_epochs >= 0, "gate.warmup_epochs", "must be >= 0"),
+            (self.gate.min_samples >= 2, "gate.min_samples", "must be >= 2"),
+            (self.gate.min_separation >= 0, "gate.min_separation", "must be >= 0"),
+            (
+                not self.correction.enabled or self.correction.start_epoch >= self.gate.warmup_epochs,
+                "correction.start_epoch",
+                "must not come before the end of gate.warmup_epochs (there is nothing to correct yet)",
+            ),
+            (self.correction.temperature > 0, "correction.temperature", "must be positive"),
+            (0 <= self.correction.confidence < 1, "correction.confidence", "must be within [0, 1)"),
+            (self.rounds.count >= 1, "rounds.count", "must be >= 1"),
+            (self.rounds.epochs >= 1, "rounds.epochs", "must be >= 1"),
+            (self.rounds.start_from in ("previous", "stage1"), "rounds.start_from", "must be previous or stage1"),
+            (self.optim.batch_size > 0, "optim.batch_size", "must be positive"),
+            (self.optim.lr > 0, "optim.lr", "must be positive"),
+            (self.optim.min_lr >= 0, "optim.min_lr", "must be >= 0"),
+            (self.optim.warmup_epochs >= 0, "optim.warmup_epochs", "must be >= 0"),
+            (self.optim.clip_grad >= 0, "optim.clip_grad", "must be >= 0 (0 disables clipping)"),
+            (
+                self.optim.steps_per_epoch is None or self.optim.steps_per_epoch > 0,
+                "optim.steps_per_epoch",
+                "must be positive or null",
+            ),
+            (self.run.log_every > 0, "run.log_every", "must be positive"),
+            (self.run.mixed_precision in ("no", "bf16", "fp16"), "run.mixed_precision", "must be one of no, bf16, fp16"),
         ]
         for category, bounds in self.augment.snr_db.items():
             ok = len(bounds) == 2 and bounds[0] <= bounds[1]

@@ -1,59 +1,96 @@
 """`avssl demo`: the whole pipeline on the embedded corpus, and what each stage bought.
 
-synth (demo size) -> prepare -> baselines -> DINO -> extract -> score, then one table of EER and
-minDCF for: a no-learning baseline (MFCC mean + std), the untrained encoder, and the DINO teacher.
+synth (demo size) -> prepare -> baselines -> stage I: DINO, then at equal budget either more DINO or
+cluster-aware DINO -> stage II from CA-DINO: pseudo-label rounds without gate, with a fixed gate, with
+DLG and with DLG-LC, next to the same training on the corpus's TRUE labels (a clearly labelled
+supervised upper bound, the only place the demo trains on identities) -> one table of EER and minDCF
+per system, and one of the clusterings (NMI / purity against the truth, diagnostics only).
+
 Every stage writes into its own folder of the run directory; re-running the same command skips what
-is done (the corpus and preparation are idempotent, DINO resumes from its checkpoint).
+is done (the corpus and preparation are idempotent, training resumes from its checkpoints).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from avssl.config import DinoTrainConfig, load_config
+from avssl.config import DinoTrainConfig, PseudoTrainConfig, load_config
 from avssl.data.manifest import Utterance, read_manifest
 from avssl.errors import ConfigError
 from avssl.eval.baselines import mfcc_stats_embedding
 from avssl.eval.evaluate import evaluate_trials, format_table, mean_embedding
 from avssl.eval.extract import embed_utterances, encoder_embedder, save_embeddings
-from avssl.eval.plots import plot_dino_training
+from avssl.eval.plots import plot_dino_training, plot_loss_gate
 from avssl.features import Fbank
 from avssl.models import build_encoder
 from avssl.prep.corpus import prepare_corpus
+from avssl.pseudo.diagnostics import LabelAudit, speaker_of_key
+from avssl.pseudo.labels import read_pseudo_labels
 from avssl.synth.corpus import generate_corpus
 from avssl.train.encoder_file import load_encoder
-from avssl.train.stage_dino import train_dino
+from avssl.train.stage_dino import CHECKPOINT, train_dino
+from avssl.train.stage_pseudo import round_dir, train_pseudo_labels
 from avssl.utils.atomic import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "demo"
 
+# Stage II variants: (row title, overrides). The last one is the supervised reference, not the method.
+PSEUDO_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "nogate": ("pseudo-labels, no gate", ("gate.mode=none", "correction.enabled=false")),
+    "fixed": ("pseudo-labels, fixed gate (LGL)", ("gate.mode=fixed", "correction.enabled=false")),
+    "dlg": ("pseudo-labels, DLG", ("gate.mode=dlg", "correction.enabled=false")),
+    "dlglc": ("pseudo-labels, DLG-LC", ("gate.mode=dlg", "correction.enabled=true")),
+    "truth": ("TRUE labels (supervised upper bound, reference only)",
+              ("labels.source=true_speakers", "gate.mode=none", "correction.enabled=false")),
+}
+
 
 @dataclass(frozen=True)
 class DemoProfile:
-    """Corpus size and training config of a demo flavour."""
+    """Corpus size and the training budget of every stage of a demo flavour."""
 
     corpus_size: str
-    config: str
-    overrides: tuple[str, ...] = ()
+    dino_overrides: tuple[str, ...]  # stage I (on top of configs/demo/dino.yaml)
+    continue_overrides: tuple[str, ...]  # the equal-budget continuation: more DINO, or CA-DINO
+    ca_overrides: tuple[str, ...]
+    pseudo_overrides: tuple[str, ...]  # stage II (on top of configs/demo/pseudo.yaml)
 
 
 PROFILES = {
-    "full": DemoProfile("demo", "dino.yaml"),
-    "quick": DemoProfile("tiny", "dino.yaml", ("optim.epochs=2", "optim.batch_size=4")),
+    "full": DemoProfile(
+        "demo",
+        dino_overrides=(),
+        continue_overrides=("optim.epochs=10", "optim.warmup_epochs=1"),
+        ca_overrides=("cluster_aware.enabled=true", "cluster_aware.n_clusters=[64]"),
+        pseudo_overrides=(),
+    ),
+    "quick": DemoProfile(
+        "tiny",
+        dino_overrides=("optim.epochs=2", "optim.batch_size=4"),
+        continue_overrides=("optim.epochs=1", "optim.batch_size=4", "optim.warmup_epochs=0"),
+        ca_overrides=("cluster_aware.enabled=true", "cluster_aware.n_clusters=[4]"),
+        pseudo_overrides=("labels.n_clusters=4", "rounds.epochs=2", "optim.batch_size=4", "segment_seconds=1.0",
+                          "gate.min_samples=4", "correction.start_epoch=1"),
+    ),
 }
 
 
 def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers: int | None = None,
              overrides: tuple[str, ...] = ()) -> dict:
-    """Run every stage; return (and write as JSON and markdown) the results table."""
+    """Run every stage; return (and write as JSON and markdown) the results tables.
+
+    ``overrides`` (key=value) apply to every training stage that has the key (e.g. run.progress=false).
+    """
     if profile not in PROFILES:
         raise ConfigError(f"unknown demo profile '{profile}' (choose from {', '.join(PROFILES)})")
     chosen = PROFILES[profile]
@@ -76,20 +113,18 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
     # Balanced list first, then the hard one (the O / H order of the VoxCeleb protocol).
     trial_files = sorted((data / "trials").glob("*.txt"), key=lambda p: (not p.stem.endswith("-O"), p.stem))
     lists = [path.stem for path in trial_files]
-
-    config = load_config(
-        DinoTrainConfig,
-        CONFIG_DIR / chosen.config,
-        [
-            f"data.train_manifest={data / 'manifests' / 'dev.tsv'}",
-            f"data.noise_list={data / 'augment' / 'noise.tsv'}",
-            f"data.rir_list={data / 'augment' / 'rir.tsv'}",
-            f"run.output_dir={out / 'dino'}",
-            f"run.seed={seed}",
-            *chosen.overrides,
-            *overrides,
-        ],
+    paths = (
+        f"data.train_manifest={data / 'manifests' / 'dev.tsv'}",
+        f"data.noise_list={data / 'augment' / 'noise.tsv'}",
+        f"data.rir_list={data / 'augment' / 'rir.tsv'}",
+        f"run.seed={seed}",
     )
+
+    def dino_config(folder: str, *extra: str) -> DinoTrainConfig:
+        return load_config(DinoTrainConfig, CONFIG_DIR / "dino.yaml",
+                           [*paths, f"run.output_dir={out / folder}", *chosen.dino_overrides, *extra, *overrides])
+
+    config = dino_config("dino")
     sample_rate = config.data.sample_rate
     results: dict[str, dict] = {}
 
@@ -102,6 +137,11 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
             trial_files, _keys(test), test_emb, mean_embedding(dev_emb), out / "scores" / slug
         )
 
+    def score_encoder(system: str, slug: str, encoder_path: Path) -> None:
+        encoder, fbank, _ = load_encoder(encoder_path)
+        timed(f"extract+score: {slug}", lambda: score(system, slug, encoder_embedder(encoder, fbank)))
+
+    # ---- baselines: no learning at all ----
     timed("baseline: MFCC mean+std", lambda: score(
         "MFCC mean+std (no learning)", "mfcc", lambda wave: mfcc_stats_embedding(wave, sample_rate)))
     torch.manual_seed(seed)
@@ -109,18 +149,43 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
     fbank = Fbank(config.features, sample_rate)
     timed("baseline: untrained encoder", lambda: score(
         "untrained encoder", "untrained", encoder_embedder(untrained, fbank)))
+
+    # ---- stage I: DINO, then the same extra budget as more DINO or as cluster-aware DINO ----
     dino = timed("train: DINO", lambda: train_dino(config, resume=True))
     plot_dino_training(dino.output_dir / "train_log.jsonl", out / "dino_training.png")
-    teacher, teacher_fbank, _ = load_encoder(dino.encoder_path)
-    timed("extract+score: DINO", lambda: score("DINO (teacher)", "dino", encoder_embedder(teacher, teacher_fbank)))
+    score_encoder(f"DINO ({config.optim.epochs} epochs)", "dino", dino.encoder_path)
+    init = f"run.init_checkpoint={dino.output_dir / CHECKPOINT}"
+    more = dino_config("dino_more", init, *chosen.continue_overrides)
+    more_dino = timed("train: DINO, more epochs", lambda: train_dino(more, resume=True))
+    budget = f"{config.optim.epochs} + {more.optim.epochs} epochs"
+    score_encoder(f"DINO ({budget})", "dino_more", more_dino.encoder_path)
+    ca = dino_config("ca_dino", init, *chosen.continue_overrides, *chosen.ca_overrides)
+    ca_dino = timed("train: CA-DINO", lambda: train_dino(ca, resume=True))
+    score_encoder(f"CA-DINO ({budget})", "ca_dino", ca_dino.encoder_path)
+    clusterings = [_clustering_row("CA-DINO", path) for path in sorted((out / "ca_dino" / "clusters").glob("*.json"))]
+
+    # ---- stage II from CA-DINO: pseudo-label rounds with each gate, and the true-label reference ----
+    for name, (title, variant) in PSEUDO_VARIANTS.items():
+        pseudo = load_config(PseudoTrainConfig, CONFIG_DIR / "pseudo.yaml", [
+            f"init_encoder={ca_dino.encoder_path}", *paths, f"run.output_dir={out / 'stage2' / name}",
+            *chosen.pseudo_overrides, *variant, *_known(PseudoTrainConfig, overrides)])
+        trained = timed(f"train: stage II {name}", lambda pseudo=pseudo: train_pseudo_labels(pseudo, resume=True))
+        for round_index, encoder_path in enumerate(trained.round_encoders):
+            score_encoder(f"{title}, round {round_index + 1}", f"stage2_{name}_round{round_index + 1}", encoder_path)
+            if name != "truth":
+                clusterings.append(_clustering_row(f"stage II {name}", round_dir(trained.output_dir, round_index) / "labels.json",
+                                                   round_index + 1))
+    _plot_gate_figure(out / "stage2" / "dlglc", out / "dlg_gate.png")
 
     timings["total"] = round(time.perf_counter() - started, 1)
     table = format_table(results, lists)
-    report = {"profile": profile, "seed": seed, "trial_lists": lists, "results": results, "timings_s": timings,
-              "train_utterances": len(dev), "test_utterances": len(test)}
+    cluster_table = _cluster_table(clusterings)
+    report = {"profile": profile, "seed": seed, "trial_lists": lists, "results": results, "clusterings": clusterings,
+              "timings_s": timings, "train_utterances": len(dev), "test_utterances": len(test)}
     atomic_write_json(out / "results.json", report)
-    atomic_write_text(out / "results.md", _markdown(report, table))
+    atomic_write_text(out / "results.md", _markdown(report, table, cluster_table))
     print("\n" + table + "\n")
+    print(cluster_table + "\n")
     print("stage times (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
     print(f"written: {out / 'results.md'}, {out / 'results.json'}")
     return report
@@ -130,12 +195,57 @@ def _keys(utterances: list[Utterance]) -> list[str]:
     return [u.key for u in utterances]
 
 
-def _markdown(report: dict, table: str) -> str:
+def _known(schema: type, overrides: tuple[str, ...]) -> list[str]:
+    """The overrides whose section exists in ``schema`` (run.progress=false applies to both stages)."""
+    sections = set(schema.__dataclass_fields__)
+    return [item for item in overrides if item.split("=", 1)[0].split(".", 1)[0] in sections]
+
+
+def _clustering_row(stage: str, report_path: Path, round_number: int | None = None) -> dict:
+    report = json.loads(report_path.read_text())
+    diagnostics = report.get("diagnostics", {})
+    return {
+        "stage": stage,
+        "round": round_number if round_number is not None else report_path.stem,
+        "clusters": report.get("n_clusters"),
+        "nmi": diagnostics.get("nmi"),
+        "purity": diagnostics.get("purity"),
+    }
+
+
+def _cluster_table(rows: list[dict]) -> str:
+    lines = ["| clustering (diagnostic only) | round | K | NMI | purity |", "|---|---|---|---|---|"]
+    for row in rows:
+        nmi = f"{row['nmi']:.3f}" if row["nmi"] is not None else "-"
+        purity = f"{row['purity']:.3f}" if row["purity"] is not None else "-"
+        lines.append(f"| {row['stage']} | {row['round']} | {row['clusters']} | {nmi} | {purity} |")
+    return "\n".join(lines)
+
+
+def _plot_gate_figure(run_dir: Path, out_png: Path) -> None:
+    """The DLG fit of round 1 (made on epoch e's losses, used in epoch e + 1) over those losses, with
+    the samples split by whether their pseudo-label was right (diagnostic)."""
+    gate_dir = round_dir(run_dir, 0) / "gate"
+    records = sorted(gate_dir.glob("epoch*.npz"))
+    fitted = [(before, after) for before, after in zip(records, records[1:]) if np.load(after)["means"].size]
+    if not fitted:
+        log.info("no DLG fit in %s to plot", gate_dir)
+        return
+    before, after = fitted[-1]
+    losses, fit = np.load(before)["losses"], np.load(after)
+    labels = read_pseudo_labels(round_dir(run_dir, 0) / "labels.tsv")
+    keys = list(labels)
+    codes = np.array([labels[k] for k in keys])
+    right = LabelAudit(codes, [speaker_of_key(k) for k in keys]).is_right(codes, np.arange(len(keys)))
+    plot_loss_gate(losses, float(fit["threshold"]), fit["means"], fit["stds"], fit["weights"], out_png, right,
+                   f"round 1: losses of {before.stem}, mixture fitted on them")
+
+
+def _markdown(report: dict, table: str, cluster_table: str) -> str:
     times = "\n".join(f"| {stage} | {seconds} |" for stage, seconds in report["timings_s"].items())
     return (
         f"# avssl demo (profile {report['profile']}, seed {report['seed']})\n\n"
         f"{report['train_utterances']} unlabelled training utterances, {report['test_utterances']} test "
-        f"utterances; trial lists: {', '.join(report['trial_lists'])}.\n\n{table}\n\n"
+        f"utterances; trial lists: {', '.join(report['trial_lists'])}.\n\n{table}\n\n{cluster_table}\n\n"
         f"| stage | seconds |\n|---|---|\n{times}\n"
     )
-

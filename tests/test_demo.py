@@ -12,15 +12,23 @@ def test_quick_demo_end_to_end(tmp_path: Path, capsys) -> None:
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out-dir", str(out), "--workers", "1", "run.progress=false"]) == 0
     report = json.loads((out / "results.json").read_text())
-    assert set(report["results"]) == {"MFCC mean+std (no learning)", "untrained encoder", "DINO (teacher)"}
+    systems = set(report["results"])
+    assert {"MFCC mean+std (no learning)", "untrained encoder", "DINO (2 epochs)", "DINO (2 + 1 epochs)",
+            "CA-DINO (2 + 1 epochs)"} <= systems
+    for title in ("no gate", "fixed gate (LGL)", "DLG", "DLG-LC"):
+        assert {f"pseudo-labels, {title}, round {r}" for r in (1, 2)} <= systems
+    assert "TRUE labels (supervised upper bound, reference only), round 1" in systems
+    stages = [(row["stage"], row["round"]) for row in report["clusterings"]]
+    assert ("CA-DINO", "epoch0000") in stages and ("stage II dlglc", 2) in stages
+    assert all(0.0 <= row["nmi"] <= 1.0 for row in report["clusterings"])
     for system in report["results"].values():
         assert set(system) == {"synth-O", "synth-H"}
         for metrics in system.values():
             assert 0.0 <= metrics["eer"] <= 1.0 and metrics["n_target"] > 0 and metrics["n_nontarget"] > 0
     assert (out / "results.md").read_text().count("|") > 20
-    assert (out / "dino" / "encoder.pt").is_file()
+    assert (out / "dino" / "encoder.pt").is_file() and (out / "dino_training.png").is_file()
     printed = capsys.readouterr().out
-    assert "DINO (teacher)" in printed and "synth-O EER%" in printed
+    assert "CA-DINO (2 + 1 epochs)" in printed and "synth-O EER%" in printed and "NMI" in printed
 
 
 def test_cli_reports_bad_input_without_traceback(tmp_path: Path, capsys) -> None:

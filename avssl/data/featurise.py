@@ -40,17 +40,22 @@ class FeaturiseInWorkers:
     """A ``collate_fn`` that featurises each batch inside the worker that assembled it.
 
     The generator is keyed by the seed, the epoch and the batch's sample indices, which identify the
-    batch whatever worker builds it.
+    batch whatever worker builds it. With ``clean`` the un-augmented features of the global crops come
+    along too (``global_clean_feats``; stage II's label correction predicts from them).
     """
 
-    def __init__(self, dataset: AudioMultiCropDataset, featuriser: CropFeaturiser, seed: int) -> None:
+    def __init__(self, dataset: AudioMultiCropDataset, featuriser: CropFeaturiser, seed: int, clean: bool = False) -> None:
         self.dataset = dataset
         self.featuriser = featuriser
         self.seed = seed
+        self.clean = clean
 
     def __call__(self, items: list[dict]) -> dict:
         batch = default_collate(items)
         generator = keyed_generator(self.seed, self.dataset.epoch, *batch["index"].tolist())
+        if self.clean:
+            crops = batch["global"]
+            batch["global_clean_feats"] = self.featuriser.fbank(crops.transpose(0, 1).reshape(-1, crops.shape[-1]))
         batch["global_feats"] = self.featuriser(batch.pop("global"), generator)
         if "local" in batch:
             batch["local_feats"] = self.featuriser(batch.pop("local"), generator)

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from avssl.config import CropConfig
 from avssl.data.audio import load_audio, random_crop
 from avssl.data.manifest import Utterance
+from avssl.data.partners import ClusterPartners
 
 
 class AudioMultiCropDataset(Dataset):
@@ -49,8 +50,7 @@ class AudioMultiCropDataset(Dataset):
         self.local_len = round(crops.local_seconds * sample_rate)
         # int16 halves the memory of a float cache and is exactly what 16-bit PCM files hold.
         self._cache: list[np.ndarray] | None = None
-        self._cluster_of: np.ndarray | None = None
-        self._members: dict[int, np.ndarray] = {}
+        self._partners: ClusterPartners | None = None
         self.global_from_partner = 0
         self.local_from_partner = 0
         if cache_audio:
@@ -66,27 +66,20 @@ class AudioMultiCropDataset(Dataset):
         ``labels[i]`` is utterance ``i``'s cluster; ``None`` returns to same-utterance views.
         """
         if labels is None:
-            self._cluster_of, self._members = None, {}
+            self._partners = None
             return
         labels = np.asarray(labels)
         if labels.shape != (len(self),):
             raise ValueError(f"{labels.shape[0]} cluster labels for {len(self)} utterances")
         if not (0 <= global_from_partner < self.crops.num_global and 0 <= local_from_partner <= self.crops.num_local):
             raise ValueError("the anchor utterance must keep at least one global crop")
-        order = np.argsort(labels, kind="stable")
-        clusters, starts = np.unique(labels[order], return_index=True)
-        self._members = dict(zip(clusters.tolist(), np.split(order, starts[1:]), strict=True))
-        self._cluster_of = labels
+        self._partners = ClusterPartners(labels)
         self.global_from_partner = global_from_partner
         self.local_from_partner = local_from_partner
 
     def partner_of(self, index: int, rng: np.random.Generator) -> int:
         """Another member of ``index``'s cluster, drawn uniformly; ``index`` itself if it is alone."""
-        if self._cluster_of is None:
-            return index
-        members = self._members[int(self._cluster_of[index])]
-        others = members[members != index]
-        return int(others[rng.integers(len(others))]) if len(others) else index
+        return index if self._partners is None else self._partners.partner_of(index, rng)
 
     def __len__(self) -> int:
         return len(self.utterances)

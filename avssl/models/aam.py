@@ -62,7 +62,15 @@ class AamSoftmax(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per-sample cross-entropy with the angular margin on the target class (no reduction)."""
-        cosine = self.cosine(embeddings)
+        return self.loss_from_cosine(self.cosine(embeddings), labels)
+
+    def loss_from_cosine(self, cosine: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The per-sample loss of :meth:`forward` from precomputed :meth:`cosine` values.
+
+        Label correction needs the loss of one forward pass under two labellings (the pseudo-label for
+        the gate, the corrected label for training); computing both from one cosine matrix avoids a
+        second pass through the encoder.
+        """
         if labels.shape != (cosine.shape[0],):
             raise DataError(
                 f"AamSoftmax expects one label per embedding, got labels of shape {tuple(labels.shape)} "

@@ -77,3 +77,34 @@ def _codes(values: Sequence[Hashable]) -> np.ndarray:
     """Integer codes for arbitrary hashable labels (strings or ints), in order of first appearance."""
     index: dict[Hashable, int] = {}
     return np.fromiter((index.setdefault(value, len(index)) for value in values), np.int64, len(values))
+
+
+class LabelAudit:
+    """Whether a training label is "right", judged against the true speakers (diagnostics only).
+
+    A cluster id has no speaker; it is right for an utterance when the cluster's majority speaker is the
+    utterance's speaker. That is how the logs can say how many labels the gate kept were right and how
+    many label corrections fixed a wrong label, without the training ever seeing the truth.
+    """
+
+    def __init__(self, labels: np.ndarray, truth: Sequence[Hashable]) -> None:
+        labels = np.asarray(labels, dtype=np.int64)
+        self.truth = _codes(truth)
+        n_clusters = int(labels.max()) + 1
+        counts = np.zeros((n_clusters, int(self.truth.max()) + 1), dtype=np.int64)
+        np.add.at(counts, (labels, self.truth), 1)
+        self.majority = counts.argmax(axis=1)
+
+    def is_right(self, labels: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """Per sample: does label ``labels[j]`` stand for the true speaker of utterance ``indices[j]``?"""
+        labels = np.asarray(labels, dtype=np.int64)
+        return self.majority[labels] == self.truth[np.asarray(indices, dtype=np.int64)]
+
+
+def true_speaker_labels(keys: Sequence[str]) -> np.ndarray:
+    """Integer true-speaker labels of VoxCeleb-style keys.
+
+    ONLY for the supervised upper-bound reference (``labels.source=true_speakers``), which shows how far
+    pseudo-labels are from real ones; the self-supervised method never calls this.
+    """
+    return _codes([speaker_of_key(k) for k in keys])

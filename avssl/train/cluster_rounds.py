@@ -53,31 +53,31 @@ def clustering_round(
     utterances: Sequence[Utterance],
     sample_rate: int,
     n_clusters: int,
-    folder: Path,
-    round_epoch: int,
+    labels_path: Path,
     seed: int,
     iterations: int,
 ) -> tuple[np.ndarray, dict | None]:
-    """Cluster labels (one per utterance, manifest order) of the round at ``round_epoch``.
+    """Cluster labels (one per utterance, manifest order) written to / read back from ``labels_path``.
 
-    Returns the labels and, on the main process when a new round was computed, its report.
+    A round whose labels file exists is not recomputed (a resumed run reuses it). Returns the labels
+    and, on the main process when a new round was computed, its report (also written next to the
+    labels as ``.json``).
     """
-    labels_path = folder / f"epoch{round_epoch:04d}.tsv"
     report = None
     if not labels_path.is_file():
+        labels_path.parent.mkdir(parents=True, exist_ok=True)
         rank, world = accelerator.process_index, accelerator.num_processes
         share = list(range(rank, len(utterances), world))
         embed = encoder_embedder(encoder, fbank)
         embeddings = embed_utterances(embed, [utterances[i] for i in share], sample_rate, accelerator.device)
-        shard_path = folder / f"epoch{round_epoch:04d}.rank{rank}.npz"
-        save_embeddings(shard_path, [utterances[i].key for i in share], embeddings)
+        save_embeddings(_shard_path(labels_path, rank), [utterances[i].key for i in share], embeddings)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            labels, report = _cluster_shards(utterances, folder, round_epoch, world, n_clusters, seed, iterations)
+            labels, report = _cluster_shards(utterances, labels_path, world, n_clusters, seed, iterations)
             write_pseudo_labels(labels_path, [u.key for u in utterances], labels)
-            atomic_write_json(folder / f"epoch{round_epoch:04d}.json", report)
+            atomic_write_json(labels_path.with_suffix(".json"), report)
         accelerator.wait_for_everyone()
-        shard_path.unlink(missing_ok=True)
+        _shard_path(labels_path, rank).unlink(missing_ok=True)
     by_key = read_pseudo_labels(labels_path)
     missing = [u.key for u in utterances if u.key not in by_key]
     if missing:
@@ -85,25 +85,27 @@ def clustering_round(
     return np.array([by_key[u.key] for u in utterances], dtype=np.int64), report
 
 
+def _shard_path(labels_path: Path, rank: int) -> Path:
+    return labels_path.with_suffix(f".rank{rank}.npz")
+
+
 def _cluster_shards(
-    utterances: Sequence[Utterance], folder: Path, round_epoch: int, world: int, n_clusters: int, seed: int,
-    iterations: int,
+    utterances: Sequence[Utterance], labels_path: Path, world: int, n_clusters: int, seed: int, iterations: int
 ) -> tuple[np.ndarray, dict]:
     """Merge the ranks' embedding shards, cluster them, and describe the result."""
     rows: dict[str, np.ndarray] = {}
     for rank in range(world):
-        keys, embeddings = load_embeddings(folder / f"epoch{round_epoch:04d}.rank{rank}.npz")
+        keys, embeddings = load_embeddings(_shard_path(labels_path, rank))
         rows.update(zip(keys, embeddings, strict=True))
     keys = [u.key for u in utterances]
     matrix = np.stack([rows[k] for k in keys])
     k = min(n_clusters, len(keys))
-    result = cluster_embeddings(matrix, k, seed=seed + round_epoch, iterations=iterations)
+    result = cluster_embeddings(matrix, k, seed=seed, iterations=iterations)
     report = cluster_report(result, keys, _diagnostic_truth(keys))
-    report["round_epoch"] = round_epoch
     diagnostics = report.get("diagnostics")
     log.info(
-        "clustering round at epoch %d: %d utterances into %d clusters%s",
-        round_epoch, len(keys), k,
+        "clustering %s: %d utterances into %d clusters%s",
+        labels_path.name, len(keys), k,
         f" (diagnostic only: NMI {diagnostics['nmi']:.3f}, purity {diagnostics['purity']:.3f})" if diagnostics else "",
     )
     return result.labels, report

@@ -61,8 +61,8 @@ def average_encoder_files(paths: list[Path], out_path: str | Path) -> Path:
     return atomic_write(out_path, lambda handle: handle.write(payload))
 
 
-def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Fbank, int]:
-    """Rebuild ``(encoder in eval mode, its fbank front end, sample rate)`` from an encoder file."""
+def read_encoder_configs(path: str | Path) -> tuple[EncoderConfig, FeatureConfig, int]:
+    """The ``(encoder config, feature config, sample rate)`` an encoder file was saved with."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -75,9 +75,16 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> tuple[
         raise DataError(f"{path} is not a safetensors encoder file: {err}") from err
     if metadata.get("format") != FORMAT:
         raise DataError(f"{path}: not an avssl encoder file (format {metadata.get('format')!r}, expected {FORMAT})")
-    encoder_config = EncoderConfig(**json.loads(metadata["encoder"]))
-    feature_config = FeatureConfig(**json.loads(metadata["features"]))
-    sample_rate = int(metadata["sample_rate"])
+    return (
+        EncoderConfig(**json.loads(metadata["encoder"])),
+        FeatureConfig(**json.loads(metadata["features"])),
+        int(metadata["sample_rate"]),
+    )
+
+
+def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Fbank, int]:
+    """Rebuild ``(encoder in eval mode, its fbank front end, sample rate)`` from an encoder file."""
+    encoder_config, feature_config, sample_rate = read_encoder_configs(path)
     encoder = build_encoder(encoder_config, feature_config.n_mels)
     encoder.load_state_dict(load_file(str(path)))
     fbank = Fbank(feature_config, sample_rate)

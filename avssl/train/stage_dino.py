@@ -184,8 +184,8 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
             round_epoch = schedule.latest_round(epoch)
             labels, report = clustering_round(
                 accelerator, teacher.encoder, fbank, utterances, config.data.sample_rate,
-                schedule.clusters_at(round_epoch), out / "clusters", round_epoch, config.run.seed,
-                cluster_aware.kmeans_iterations,
+                schedule.clusters_at(round_epoch), out / "clusters" / f"epoch{round_epoch:04d}.tsv",
+                config.run.seed + round_epoch, cluster_aware.kmeans_iterations,
             )
             dataset.set_clusters(labels, cluster_aware.global_from_partner, cluster_aware.local_from_partner)
             if report and "diagnostics" in report:

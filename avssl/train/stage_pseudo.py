@@ -1,0 +1,442 @@
+"""Stage II: iterative pseudo-label training with a dynamic loss gate and label correction (DLG-LC).
+
+Each round: embed every training utterance with the current encoder, k-means them into pseudo
+speakers, then train the encoder with an AAM-softmax classifier over those clusters for
+``rounds.epochs`` epochs. Wrong pseudo-labels are the enemy, so each epoch asks a gate which samples
+to trust (:mod:`avssl.pseudo.epoch_gate`): none (all samples), a fixed loss threshold (Loss-Gated
+Learning), or DLG, a two-Gaussian mixture fitted to the previous epoch's per-sample losses. With label
+correction, a sample above the gate trains with the model's own confident prediction on its clean
+segment instead of being dropped (:mod:`avssl.pseudo.correction`).
+
+Read top to bottom: data -> the rounds loop (labels -> models -> optimiser -> resume -> epochs) ->
+outputs. Runs on one process or many under ``accelerate launch``; the per-sample losses the gate
+fits are gathered from every process, so all ranks use the same threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from avssl.config import CropConfig, PseudoTrainConfig, as_dict, save_config
+from avssl.data.augment import WaveAugment, load_augment_sources
+from avssl.data.featurise import CropFeaturiser, FeaturiseInWorkers, keyed_generator
+from avssl.data.manifest import Utterance, read_manifest
+from avssl.data.samplers import EpochShardSampler
+from avssl.data.views import AudioMultiCropDataset
+from avssl.errors import DataError
+from avssl.features import Fbank
+from avssl.models import build_encoder
+from avssl.models.aam import AamSoftmax
+from avssl.pseudo.correction import correct_labels, masked_mean_loss
+from avssl.pseudo.diagnostics import LabelAudit, cluster_diagnostics, speaker_of_key, true_speaker_labels
+from avssl.pseudo.epoch_gate import EpochGate, gate_for_epoch
+from avssl.pseudo.labels import write_pseudo_labels
+from avssl.ssl.dino import cosine_schedule
+from avssl.train.checkpoint import load_checkpoint, save_checkpoint
+from avssl.train.cluster_rounds import clustering_round
+from avssl.train.encoder_file import read_encoder_configs, save_encoder
+from avssl.train.monitor import ScalarLog
+from avssl.train.stage_dino import TrainingDiverged
+from avssl.utils.atomic import atomic_write, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+ENCODER = "encoder.safetensors"
+
+
+@dataclass
+class PseudoResult:
+    """What a finished run leaves behind: one encoder file per round, and the round summaries."""
+
+    output_dir: Path
+    round_encoders: list[Path]
+    rounds: list[dict]
+    seconds: float
+
+
+def round_dir(output_dir: str | Path, round_index: int) -> Path:
+    return Path(output_dir) / f"round{round_index + 1}"
+
+
+def train_pseudo_labels(
+    config: PseudoTrainConfig, resume: bool = False, stop_after_epochs: int | None = None
+) -> PseudoResult:
+    """Run every round; finished rounds (their encoder file exists) are skipped on a resume.
+
+    ``stop_after_epochs`` ends this invocation after that many training epochs (a job with a wall-time
+    limit); the next call with ``resume=True`` continues exactly where it stopped.
+    """
+    started = time.time()
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.run.mixed_precision)
+    if config.run.threads:
+        torch.set_num_threads(config.run.threads)
+    out = Path(config.run.output_dir)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / "config.yaml")
+    encoder_config, feature_config, sample_rate = read_encoder_configs(config.init_encoder)
+    if sample_rate != config.data.sample_rate:
+        raise DataError(
+            f"{config.init_encoder} was trained at {sample_rate} Hz but data.sample_rate is "
+            f"{config.data.sample_rate}; set data.sample_rate={sample_rate}"
+        )
+
+    # ---- data: one random segment per utterance per epoch, augmented; its clean copy for LC ----
+    utterances = read_manifest(config.data.train_manifest)
+    truth = _diagnostic_truth(utterances)
+    segment = CropConfig(num_global=1, global_seconds=config.segment_seconds, num_local=0)
+    dataset = AudioMultiCropDataset(utterances, segment, sample_rate, config.run.seed, config.data.cache_audio)
+    global_batch = config.optim.batch_size * accelerator.num_processes
+    steps_per_epoch = config.optim.steps_per_epoch or max(len(dataset) // global_batch, 1)
+    sampler = EpochShardSampler(
+        len(dataset), steps_per_epoch * config.optim.batch_size, accelerator.num_processes,
+        accelerator.process_index, config.run.seed,
+    )
+    device = accelerator.device
+    sources = load_augment_sources(config.data.noise_list, config.data.rir_list, sample_rate)
+    in_workers = config.data.featurise_in == "workers" or (config.data.featurise_in == "auto" and device.type != "cuda")
+    where = torch.device("cpu") if in_workers else device
+    fbank = Fbank(feature_config, sample_rate).to(device)
+    featuriser = CropFeaturiser(
+        WaveAugment(sources.to(where), config.augment), Fbank(feature_config, sample_rate) if in_workers else fbank, where
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=config.optim.batch_size,
+        sampler=sampler,
+        num_workers=config.data.num_workers,
+        collate_fn=FeaturiseInWorkers(dataset, featuriser, config.run.seed, clean=True) if in_workers else None,
+        drop_last=True,
+        persistent_workers=False,
+    )
+    scalars = ScalarLog(out, accelerator.is_main_process)
+    epochs = config.rounds.epochs
+    summaries: list[dict] = []
+    encoders: list[Path] = []
+    epochs_run = 0
+
+    for round_index in range(config.rounds.count):
+        folder = round_dir(out, round_index)
+        encoder_path = folder / ENCODER
+        if encoder_path.is_file():  # a finished round: nothing to redo
+            encoders.append(encoder_path)
+            summaries.append(_read_summary(folder))
+            continue
+        if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
+            break
+
+        # ---- models: the encoder continues from the previous round (or stage I); a new classifier ----
+        set_seed(config.run.seed + round_index)
+        start = encoders[-1] if encoders and config.rounds.start_from == "previous" else Path(config.init_encoder)
+        encoder = build_encoder(encoder_config, feature_config.n_mels)
+        encoder.load_state_dict(_encoder_weights(start))
+        encoder.to(device)
+
+        # ---- labels: cluster the current encoder's embeddings of the clean, full utterances ----
+        if config.labels.source == "true_speakers":
+            labels = true_speaker_labels([u.key for u in utterances])
+            if accelerator.is_main_process:
+                folder.mkdir(parents=True, exist_ok=True)
+                write_pseudo_labels(folder / "labels.tsv", [u.key for u in utterances], labels)
+            n_classes = int(labels.max()) + 1
+            label_report = {"source": "true_speakers (supervised upper-bound reference)", "n_clusters": n_classes}
+        else:
+            labels, _ = clustering_round(
+                accelerator, encoder.eval(), fbank, utterances, sample_rate, config.labels.n_clusters,
+                folder / "labels.tsv", config.run.seed + 1000 * round_index, config.labels.kmeans_iterations,
+            )
+            n_classes = int(labels.max()) + 1
+            label_report = json.loads((folder / "labels.json").read_text())
+        label_nmi = cluster_diagnostics(labels, truth)["nmi"] if truth is not None else None
+        audit = LabelAudit(labels, truth) if truth is not None else None
+        labels_on_device = torch.as_tensor(labels, dtype=torch.long, device=device)
+        classifier = AamSoftmax(
+            encoder_config.embedding_dim, n_classes, config.classifier.margin, config.classifier.scale
+        ).to(device)
+
+        # ---- optimiser: AdamW, cosine learning rate with warm-up, restarted every round ----
+        optimizer = torch.optim.AdamW(
+            [*encoder.parameters(), *classifier.parameters()], lr=0.0, weight_decay=config.optim.weight_decay
+        )
+        lr_schedule = cosine_schedule(
+            config.optim.lr, config.optim.min_lr, epochs, steps_per_epoch, config.optim.warmup_epochs
+        )
+
+        # ---- resume: the checkpoint holds the state after its last finished epoch of this round ----
+        checkpoint_path = folder / CHECKPOINT
+        start_epoch, previous_losses, threshold, history = 0, None, math.inf, []
+        if resume and checkpoint_path.is_file():
+            state = load_checkpoint(checkpoint_path)
+            encoder.load_state_dict(state["encoder"])
+            classifier.load_state_dict(state["classifier"])
+            optimizer.load_state_dict(state["optimizer"])
+            start_epoch, threshold = int(state["epoch"]), float(state["threshold"])
+            previous_losses = state["losses"].numpy() if state["losses"] is not None else None
+            history = list(state["history"])
+            log.info("round %d: resumed from %s after epoch %d", round_index + 1, checkpoint_path, start_epoch)
+        model, optimizer = accelerator.prepare(_EncoderWithClassifier(encoder, classifier), optimizer)
+
+        for epoch in range(start_epoch, epochs):
+            if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
+                break
+            gate = gate_for_epoch(epoch, config.gate, config.correction, previous_losses, threshold, config.run.seed)
+            threshold = gate.threshold
+            global_epoch = round_index * epochs + epoch
+            dataset.set_epoch(global_epoch)
+            sampler.set_epoch(global_epoch)
+            model.train()
+            tally = _EpochTally()
+            bar = tqdm(
+                loader, desc=f"round {round_index + 1}/{config.rounds.count} epoch {epoch + 1}/{epochs}",
+                disable=not (config.run.progress and accelerator.is_main_process), leave=False,
+            )
+            for step_in_epoch, batch in enumerate(bar):
+                step = epoch * steps_per_epoch + step_in_epoch
+                for group in optimizer.param_groups:
+                    group["lr"] = float(lr_schedule[step])
+                indices = batch["index"].to(device)
+                noisy, clean = _segment_features(
+                    batch, featuriser, fbank, keyed_generator(config.run.seed, accelerator.process_index, global_epoch, step),
+                    device, clean_needed=gate.correct,
+                )
+                targets = labels_on_device[indices]
+                logits_clean = _clean_logits(model, clean, classifier.scale) if gate.correct else None
+                with accelerator.autocast():
+                    cosine = model(noisy).float()
+                losses = classifier.loss_from_cosine(cosine, targets)  # the pseudo-labels' losses: what the gate sees
+                if accelerator.gather(torch.isfinite(losses).all().float().reshape(1)).min() < 1:
+                    raise TrainingDiverged(
+                        f"non-finite classification loss in round {round_index + 1}, epoch {epoch + 1}, step {step}: "
+                        f"stopping. The last good checkpoint ({checkpoint_path}) is intact; lower optim.lr."
+                    )
+                kept = losses.detach() <= threshold
+                if logits_clean is not None:
+                    decision = correct_labels(
+                        logits_clean, targets, kept, config.correction.temperature, config.correction.confidence
+                    )
+                    use, trained_labels, corrected = decision.use, decision.labels, decision.corrected
+                    trained_losses = classifier.loss_from_cosine(cosine, trained_labels)
+                else:
+                    use, trained_labels, corrected = kept, targets, torch.zeros_like(kept)
+                    trained_losses = losses
+                loss = masked_mean_loss(trained_losses, use)
+                optimizer.zero_grad(set_to_none=True)
+                accelerator.backward(loss)
+                if config.optim.clip_grad > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), config.optim.clip_grad)
+                optimizer.step()
+                tally.add(accelerator, indices, losses.detach(), kept, corrected, targets, trained_labels, audit)
+                if step % config.run.log_every == 0:
+                    scalars.write(global_epoch * steps_per_epoch + step_in_epoch,
+                                  {"stage2/loss": loss.item(), "stage2/lr": float(lr_schedule[step])})
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+
+            epoch_losses = tally.losses_in_sample_order()
+            summary = tally.summary(gate, round_index, epoch)
+            history.append(summary)
+            if accelerator.is_main_process:
+                _log_epoch(scalars, summary, epoch_losses, gate, global_epoch)
+                _save_gate_record(folder / "gate" / f"epoch{epoch + 1:03d}.npz", epoch_losses, gate,
+                                  config.gate.use_log_loss)
+                save_checkpoint(checkpoint_path, {
+                    "encoder": encoder.state_dict(),
+                    "classifier": classifier.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": epoch + 1,
+                    "threshold": threshold,
+                    "losses": torch.from_numpy(epoch_losses),
+                    "history": history,
+                    "config": as_dict(config),
+                })
+            previous_losses = epoch_losses
+            epochs_run += 1
+            accelerator.wait_for_everyone()
+        if len(history) < epochs:
+            break  # stopped inside this round (stop_after_epochs): the resume continues it
+
+        # ---- the round is complete: its encoder file is what the next round and evaluation read ----
+        summary = {
+            "round": round_index + 1,
+            "n_classes": n_classes,
+            "label_source": config.labels.source,
+            "label_nmi_diagnostic": label_nmi,
+            "label_report": label_report,
+            "epochs": history,
+        }
+        if accelerator.is_main_process:
+            save_encoder(encoder_path, encoder, encoder_config, feature_config, sample_rate)
+            atomic_write_json(folder / "summary.json", summary)
+        accelerator.wait_for_everyone()
+        encoders.append(encoder_path)
+        summaries.append(summary)
+
+    scalars.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return PseudoResult(out, encoders, summaries, time.time() - started)
+
+
+class _EncoderWithClassifier(nn.Module):
+    """One module for Accelerate/DDP: features -> embedding -> cosine to every class centre.
+
+    The margin and the loss are applied outside (:meth:`AamSoftmax.loss_from_cosine`), so that the
+    gate's loss and the corrected labels' loss come from one pass.
+    """
+
+    def __init__(self, encoder: nn.Module, classifier: AamSoftmax) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.classifier = classifier
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier.cosine(self.encoder(features))
+
+
+@torch.no_grad()
+def _clean_logits(model: nn.Module, clean: torch.Tensor, scale: float) -> torch.Tensor:
+    """Margin-free logits of the clean segments, in eval mode so batch-norm statistics stay untouched."""
+    model.eval()
+    try:
+        return scale * model(clean).float()
+    finally:
+        model.train()
+
+
+def _segment_features(
+    batch: dict, featuriser: CropFeaturiser, fbank: Fbank, generator: torch.Generator, device: torch.device,
+    clean_needed: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Augmented features of the batch's segments and, when label correction needs them, clean ones."""
+    if "global_feats" in batch:  # featurised in the loader workers
+        return batch["global_feats"].to(device), batch["global_clean_feats"].to(device) if clean_needed else None
+    segments = batch["global"]
+    clean = fbank(segments[:, 0].to(device)) if clean_needed else None
+    return featuriser(segments, generator), clean
+
+
+class _EpochTally:
+    """Per-sample losses and gate decisions of one epoch, gathered from every process."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[torch.Tensor]] = {
+            k: [] for k in ("index", "loss", "kept", "corrected", "right_before", "right_after", "changed")
+        }
+
+    def add(self, accelerator: Accelerator, indices: torch.Tensor, losses: torch.Tensor, kept: torch.Tensor,
+            corrected: torch.Tensor, targets: torch.Tensor, trained: torch.Tensor, audit: LabelAudit | None) -> None:
+        if audit is not None:
+            idx = indices.cpu().numpy()
+            right_before = torch.from_numpy(audit.is_right(targets.cpu().numpy(), idx))
+            right_after = torch.from_numpy(audit.is_right(trained.cpu().numpy(), idx))
+        else:
+            right_before = right_after = torch.zeros_like(kept, device="cpu")
+        local = {
+            "index": indices, "loss": losses.float(), "kept": kept, "corrected": corrected,
+            "right_before": right_before.to(indices.device), "right_after": right_after.to(indices.device),
+            "changed": trained != targets,
+        }
+        for name, value in local.items():
+            # Booleans travel as bytes: not every collective backend (gloo) gathers bool tensors.
+            wire = value.to(torch.uint8) if value.dtype == torch.bool else value
+            self.parts[name].append(accelerator.gather(wire.contiguous()).cpu())
+
+    def _cat(self, name: str) -> np.ndarray:
+        values = torch.cat(self.parts[name]).numpy()
+        return values.astype(bool) if name not in ("index", "loss") else values
+
+    def losses_in_sample_order(self) -> np.ndarray:
+        """This epoch's per-sample losses from all processes (the DLG fit input of the next epoch)."""
+        order = np.argsort(self._cat("index"), kind="stable")
+        return self._cat("loss")[order].astype(np.float32)
+
+    def summary(self, gate: EpochGate, round_index: int, epoch: int) -> dict:
+        kept, corrected = self._cat("kept"), self._cat("corrected")
+        dropped = ~kept & ~corrected
+        right_before, right_after = self._cat("right_before"), self._cat("right_after")
+        n = max(len(kept), 1)
+        summary = {
+            "round": round_index + 1,
+            "epoch": epoch + 1,
+            "threshold": gate.threshold if math.isfinite(gate.threshold) else None,
+            "gate_note": gate.note,
+            "label_correction": gate.correct,
+            "mean_loss": float(self._cat("loss").mean()),
+            "fraction_kept": float(kept.sum() / n),
+            "fraction_corrected": float(corrected.sum() / n),
+            "fraction_dropped": float(dropped.sum() / n),
+        }
+        if right_before.any():
+            summary["diagnostic_labels_right_all"] = float(right_before.mean())
+            summary["diagnostic_labels_right_kept"] = float(right_before[kept].mean()) if kept.any() else None
+            summary["diagnostic_labels_right_dropped"] = float(right_before[dropped].mean()) if dropped.any() else None
+            changed = corrected & self._cat("changed")
+            summary["diagnostic_corrections_fixed"] = int((changed & ~right_before & right_after).sum())
+            summary["diagnostic_corrections_broke"] = int((changed & right_before & ~right_after).sum())
+            summary["diagnostic_corrections_changed"] = int(changed.sum())
+        return summary
+
+
+def _log_epoch(scalars: ScalarLog, summary: dict, losses: np.ndarray, gate: EpochGate, global_epoch: int) -> None:
+    values = {f"stage2/{k}": float(v) for k, v in summary.items()
+              if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("round", "epoch")}
+    scalars.write(global_epoch, values)
+    if scalars.writer is not None:
+        scalars.writer.add_histogram("stage2/per_sample_loss", losses, global_epoch)
+    log.info(
+        "round %d epoch %d: threshold %s (%s), kept %.3f, corrected %.3f, dropped %.3f%s",
+        summary["round"], summary["epoch"], f"{gate.threshold:.3f}" if math.isfinite(gate.threshold) else "none",
+        gate.note, summary["fraction_kept"], summary["fraction_corrected"], summary["fraction_dropped"],
+        f", diagnostic: labels right {summary['diagnostic_labels_right_all']:.3f}"
+        if "diagnostic_labels_right_all" in summary else "",
+    )
+
+
+def _save_gate_record(path: Path, losses: np.ndarray, gate: EpochGate, log_space: bool) -> None:
+    """The epoch's losses with the threshold (and DLG fit) used in it, for plots of the gate."""
+    fit = gate.fit
+    record = {
+        "losses": losses,
+        "threshold": np.float64(gate.threshold),
+        "means": np.asarray(fit.means if fit else ()),
+        "stds": np.asarray(fit.stds if fit else ()),
+        "weights": np.asarray(fit.weights if fit else ()),
+        "log_space": np.bool_(log_space),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(handle) -> None:
+        np.savez(handle, **record)
+
+    atomic_write(path, write)
+
+
+def _encoder_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def _read_summary(folder: Path) -> dict:
+    return json.loads((folder / "summary.json").read_text())
+
+
+def _diagnostic_truth(utterances: list[Utterance]) -> list[str] | None:
+    """True speakers from VoxCeleb-style keys, for diagnostics only; None when keys carry none."""
+    try:
+        return [speaker_of_key(u.key) for u in utterances]
+    except DataError:
+        return None
