@@ -39,7 +39,7 @@ from avssl.prep.scan import (
     scan_split,
     walk_files,
 )
-from avssl.prep.trials import read_trial_lines
+from avssl.prep.trials import check_trials, official_list, read_trial_lines
 from avssl.utils.atomic import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -192,38 +192,36 @@ def _copy_trials(trial_dir: Path, out_dir: Path, test_dir: Path, test: SplitScan
     report: dict[str, Any] = {}
     for path in sorted(trial_dir.glob("*.txt")):
         trials = read_trial_lines(path)
-        kept = []
-        dropped = Counter()
-        absent_keys: dict[str, set[str]] = {"missing": set(), "skipped": set()}
-        for trial in trials:
-            absent = [key for key in (trial.enrol_key, trial.test_key) if key not in present]
-            if not absent:
-                kept.append(trial)
-                continue
-            for key in absent:
-                absent_keys["skipped" if key in unusable else "missing"].add(key)
-            dropped["skipped" if any(key in unusable for key in absent) else "missing"] += 1
-        if not kept:
-            missing, skipped = sorted(absent_keys["missing"]), sorted(absent_keys["skipped"])
+        check = check_trials(trials, present, unusable)
+        if not check.kept:
+            missing, skipped = sorted(check.missing_keys), sorted(check.skipped_keys)
             raise DataError(
                 f"{path}: none of its {len(trials)} trials can be scored: {len(missing)} keys have no "
                 f"audio in {test_dir} (e.g. {', '.join(missing[:EXAMPLES]) or '-'}) and {len(skipped)} name "
                 f"skipped recordings (e.g. {', '.join(skipped[:EXAMPLES]) or '-'}); check that the list "
                 "belongs to this corpus and see OUT/skipped.tsv"
             )
-        atomic_write_text(out_dir / path.name, "".join(trial.text() + "\n" for trial in kept))
+        atomic_write_text(out_dir / path.name, "".join(trial.text() + "\n" for trial in check.kept))
         report[path.stem] = {
             "source": str(path),
             "lines": len(trials),
-            "kept": len(kept),
-            "dropped": len(trials) - len(kept),
-            "dropped_missing": dropped["missing"],
-            "dropped_skipped": dropped["skipped"],
-            "missing_keys": len(absent_keys["missing"]),
-            "missing_examples": sorted(absent_keys["missing"])[:EXAMPLES],
-            "skipped_keys": len(absent_keys["skipped"]),
-            "skipped_examples": sorted(absent_keys["skipped"])[:EXAMPLES],
+            "kept": len(check.kept),
+            "dropped": len(trials) - len(check.kept),
+            "dropped_missing": check.dropped_missing,
+            "dropped_skipped": check.dropped_skipped,
+            "missing_keys": len(check.missing_keys),
+            "missing_examples": sorted(check.missing_keys)[:EXAMPLES],
+            "skipped_keys": len(check.skipped_keys),
+            "skipped_examples": sorted(check.skipped_keys)[:EXAMPLES],
         }
+        official = official_list(path)
+        if official is not None:
+            report[path.stem] |= {"official_name": official[0], "official_trials": official[1]}
+            if len(trials) != official[1]:
+                log.warning(
+                    "trials %s: %d lines, the official %s list has %d: a truncated download or another list",
+                    path.name, len(trials), official[0], official[1],
+                )  # fmt: skip
     return report
 
 

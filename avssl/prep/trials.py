@@ -70,3 +70,53 @@ def _parse(path: Path, lineno: int, line: str) -> TrialLine:
         if len(parts) != KEY_DEPTH or utt.startswith("/") or ".." in parts:
             raise DataError(f"{path}:{lineno}: path {utt!r} is not relative speaker/session/utt; {expected}")
     return TrialLine(lineno=lineno, label=int(label), enrol=enrol, test=test)
+
+
+# The official VoxCeleb1 lists, by file name: (name, number of trials), from the release notes. A list
+# with another count is a truncated download or a different list; the report says so.
+OFFICIAL_TRIAL_LISTS: dict[str, tuple[str, int]] = {
+    "veri_test.txt": ("Vox1-O", 37_720),
+    "veri_test2.txt": ("Vox1-O (cleaned)", 37_611),
+    "list_test_all.txt": ("Vox1-E", 581_480),
+    "list_test_all2.txt": ("Vox1-E (cleaned)", 579_818),
+    "list_test_hard.txt": ("Vox1-H", 552_536),
+    "list_test_hard2.txt": ("Vox1-H (cleaned)", 550_894),
+}
+
+
+@dataclass
+class TrialCheck:
+    """A trial list checked against the recordings at hand.
+
+    A trial is dropped when one of its keys is absent: ``missing`` keys were never found on disk,
+    ``skipped`` keys were found but left out as unusable (corrupt, wrong rate). The counts per list
+    tell a partial download (many missing) from a few bad files.
+    """
+
+    kept: list[TrialLine]
+    dropped_missing: int
+    dropped_skipped: int
+    missing_keys: set[str]
+    skipped_keys: set[str]
+
+
+def check_trials(trials: list[TrialLine], present: set[str], unusable: set[str]) -> TrialCheck:
+    """Keep the trials whose two keys are in ``present``; count the others by why they are dropped."""
+    check = TrialCheck([], 0, 0, set(), set())
+    for trial in trials:
+        absent = [key for key in (trial.enrol_key, trial.test_key) if key not in present]
+        if not absent:
+            check.kept.append(trial)
+            continue
+        for key in absent:
+            (check.skipped_keys if key in unusable else check.missing_keys).add(key)
+        if any(key in unusable for key in absent):
+            check.dropped_skipped += 1
+        else:
+            check.dropped_missing += 1
+    return check
+
+
+def official_list(path: str | os.PathLike) -> tuple[str, int] | None:
+    """(name, official trial count) for an official VoxCeleb1 list file name, else None."""
+    return OFFICIAL_TRIAL_LISTS.get(Path(path).name)

@@ -21,8 +21,11 @@ def write_wav(path: str | Path, audio: np.ndarray, sr: int) -> None:
     sf.write(str(path), np.clip(audio, -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
 
 
-def write_mp4(path: str | Path, frames: np.ndarray, audio: np.ndarray, sr: int, fps: int) -> None:
-    """A face track: ``frames`` (T, H, W, 3) uint8 RGB at ``fps`` plus ``audio`` as a mono AAC track."""
+def write_mp4(path: str | Path, frames: np.ndarray, audio: np.ndarray | None, sr: int, fps: int) -> None:
+    """A face track: ``frames`` (T, H, W, 3) uint8 RGB at ``fps`` plus ``audio`` as a mono AAC track.
+
+    ``audio=None`` writes video only, as a damaged download can be (test fixtures need one).
+    """
     height, width = frames.shape[1:3]
     with av.open(str(path), mode="w", format="mp4") as container:
         video = container.add_stream(VIDEO_CODEC, rate=fps)
@@ -33,14 +36,18 @@ def write_mp4(path: str | Path, frames: np.ndarray, audio: np.ndarray, sr: int, 
             video.options = {"preset": "ultrafast", "crf": "20"}
         else:
             video.bit_rate = 400_000
-        sound = container.add_stream("aac", rate=sr)
-        sound.layout = "mono"
-        sound.bit_rate = 64_000
-        sound.options = {"aac_coder": "fast"}  # 2.5x faster than the default two-loop search
-        sound.codec_context.thread_count = 1
+        sound = None
+        if audio is not None:  # every stream must exist before the first packet is written
+            sound = container.add_stream("aac", rate=sr)
+            sound.layout = "mono"
+            sound.bit_rate = 64_000
+            sound.options = {"aac_coder": "fast"}  # 2.5x faster than the default two-loop search
+            sound.codec_context.thread_count = 1
         for image in frames:
             container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(video.encode(None))
+        if sound is None:
+            return
         pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)[None, :]
         chunk = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
         chunk.sample_rate = sr
