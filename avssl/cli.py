@@ -10,8 +10,13 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from avssl.errors import AvsslError
+
+if TYPE_CHECKING:
+    from avssl.eval.extract import ExtractionSettings
+    from avssl.eval.extract_job import ExtractionSummary
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -29,6 +34,12 @@ def _prepare(args: argparse.Namespace) -> None:
           f"(details in {Path(args.out_dir) / 'prepare_report.json'})")
 
 
+def _prepare_faces(args: argparse.Namespace) -> None:
+    from avssl.prep.faces import main
+
+    main(args)
+
+
 def _train(args: argparse.Namespace) -> None:
     from avssl.config import DinoTrainConfig, load_config
     from avssl.train.stage_dino import train_dino
@@ -38,29 +49,79 @@ def _train(args: argparse.Namespace) -> None:
     print(f"trained in {result.seconds:.0f} s; teacher encoder: {result.encoder_path}")
 
 
-def _extract(args: argparse.Namespace) -> None:
-    from avssl.data.manifest import read_manifest
-    from avssl.eval.extract import embed_utterances, encoder_embedder, save_embeddings
-    from avssl.train.encoder_file import load_encoder
+def _train_pseudo(args: argparse.Namespace) -> None:
+    from avssl.config import PseudoTrainConfig, load_config
+    from avssl.train.stage_pseudo import train_pseudo_labels
 
-    encoder, fbank, sample_rate = load_encoder(args.encoder)
-    utterances = read_manifest(args.manifest)
-    embeddings = embed_utterances(encoder_embedder(encoder, fbank), utterances, sample_rate, progress=True)
-    save_embeddings(args.out, [u.key for u in utterances], embeddings)
-    print(f"{len(utterances)} embeddings of dimension {embeddings.shape[1]} -> {args.out}")
+    config = load_config(PseudoTrainConfig, args.config, args.overrides)
+    result = train_pseudo_labels(config, resume=args.resume)
+    for path, summary in zip(result.round_encoders, result.rounds, strict=True):
+        nmi = summary["label_nmi_diagnostic"]
+        print(f"round {summary['round']}: {summary['n_classes']} classes"
+              + (f" (label NMI {nmi:.3f}, diagnostic only)" if nmi is not None else "") + f"; encoder: {path}")
+    print(f"trained in {result.seconds:.0f} s")
+
+
+def _extraction_settings(args: argparse.Namespace) -> ExtractionSettings:
+    from avssl.eval.extract import ExtractionSettings
+
+    return ExtractionSettings(bucket_tolerance=args.bucket_tolerance, max_batch_seconds=args.max_batch_seconds)
+
+
+def _report_extraction(summary: ExtractionSummary) -> None:
+    how = "reused (fingerprint matches)" if summary.reused else (
+        f"computed in {summary.seconds:.1f} s by {summary.processes} process(es)")
+    print(f"{summary.n_embeddings} embeddings of dimension {summary.dim} -> {summary.path}: {how}")
+    if summary.skipped:
+        first = "; ".join(list(summary.skipped.values())[:3])
+        print(f"skipped {len(summary.skipped)} unreadable audio file(s) (listed in the file's metadata): {first}")
+
+
+def _extract(args: argparse.Namespace) -> None:
+    from accelerate import PartialState
+
+    from avssl.eval.extract_job import extract_to_file
+
+    summary = extract_to_file(args.encoder, args.manifest, args.out, _extraction_settings(args), force=args.force,
+                              progress=True)
+    if PartialState().is_main_process:
+        _report_extraction(summary)
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from avssl.eval.evaluate import evaluate_trials, format_table, mean_embedding
-    from avssl.eval.extract import load_embeddings
-    from avssl.utils.atomic import atomic_write_json
+    from avssl.errors import ConfigError
+    from avssl.eval.evaluate import EvalRequest, evaluate, format_table
+    from avssl.eval.report import SYSTEM_TITLES, by_system, write_report
 
-    keys, embeddings = load_embeddings(args.embeddings)
-    mean = mean_embedding(load_embeddings(args.train_embeddings)[1]) if args.train_embeddings else None
-    results = evaluate_trials(args.trials, keys, embeddings, mean, args.score_dir)
-    print(format_table({Path(args.embeddings).stem: results}, list(results)))
-    if args.out:
-        atomic_write_json(args.out, results)
+    if (args.encoder is None) != (args.manifest is None):
+        raise ConfigError("--encoder and --manifest go together: they (re)extract the embeddings file when stale")
+    if args.encoder is not None:
+        from accelerate import PartialState
+
+        from avssl.eval.extract_job import extract_to_file
+
+        summary = extract_to_file(args.encoder, args.manifest, args.embeddings, _extraction_settings(args),
+                                  progress=True)
+        if not PartialState().is_main_process:
+            return  # extraction was shared out; scoring is one process's job
+        _report_extraction(summary)
+    request = EvalRequest(
+        trial_files=[Path(t) for t in args.trials], embeddings=Path(args.embeddings),
+        train_embeddings=_path(args.train_embeddings), cohort_embeddings=_path(args.cohort_embeddings),
+        asnorm_clusters=args.asnorm_clusters, asnorm_top_n=args.asnorm_top_n,
+        face_embeddings=_path(args.face_embeddings), face_cohort_embeddings=_path(args.face_cohort_embeddings),
+        fusion_weight=args.fusion_weight, fusion_dev_trials=_path(args.fusion_dev_trials), seed=args.seed,
+    )
+    evaluation = evaluate(request)
+    rows = {SYSTEM_TITLES[s]: per_list for s, per_list in by_system(evaluation).items()}
+    print(format_table(rows, list(evaluation.metrics)))
+    if args.out_dir:
+        written = write_report(args.out_dir, evaluation)
+        print(f"written: {written[0]}, results.json, score files in scores/ and figures in plots/ beside it")
+
+
+def _path(value: str | None) -> Path | None:
+    return None if value is None else Path(value)
 
 
 def _verify(args: argparse.Namespace) -> None:
@@ -89,6 +150,12 @@ def _demo(args: argparse.Namespace) -> None:
              overrides=tuple(args.overrides))
 
 
+def _add_extraction_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bucket-tolerance", type=float, default=0.02,
+                   help="batch utterances whose lengths differ by at most this fraction (0: equal only)")
+    p.add_argument("--max-batch-seconds", type=float, default=300.0, help="audio per cropped batch (memory cap)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avssl", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -107,24 +174,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None)
     p.set_defaults(func=_prepare)
 
+    p = sub.add_parser("prepare-faces", help="face frames of every utterance's video -> a frame store")
+    p.add_argument("manifest", help="a manifest written by `avssl prepare` (its video column)")
+    p.add_argument("out_dir")
+    p.add_argument("--rate", type=float, default=2.5, help="frames per second (centre of each 1/rate interval)")
+    p.add_argument("--size", type=int, default=112, help="side of the square face crops")
+    p.add_argument("--crop", type=float, default=1.0, help="centre square as a fraction of the shorter side")
+    p.add_argument("--detect", action="store_true", help="refine crops with OpenCV's Haar face detector")
+    p.add_argument("--format", choices=("jpg", "npy"), default="jpg", help="film-strip JPEG or raw uint8")
+    p.add_argument("--quality", type=int, default=90, help="JPEG quality")
+    p.add_argument("--shard", default="0/1", help="I/N: this job's share of an array job (0-based)")
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(func=_prepare_faces)
+
     p = sub.add_parser("train", help="stage I: DINO (config YAML + key=value overrides)")
     p.add_argument("config")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. optim.epochs=10")
     p.add_argument("--resume", action="store_true", help="continue from run.output_dir/checkpoint.pt")
     p.set_defaults(func=_train)
 
+    p = sub.add_parser("train-pseudo", help="stage II: pseudo-label rounds with DLG-LC (config YAML + key=value overrides)")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*", help="key=value, e.g. gate.mode=fixed rounds.count=3")
+    p.add_argument("--resume", action="store_true", help="continue the unfinished round from its checkpoint.pt")
+    p.set_defaults(func=_train_pseudo)
+
     p = sub.add_parser("extract", help="full-utterance embeddings of a manifest with a trained encoder")
     p.add_argument("encoder", help="encoder.pt written by `avssl train`")
     p.add_argument("manifest")
-    p.add_argument("out", help="output .npz")
+    p.add_argument("out", help="output .npz (reused when encoder, manifest and settings are unchanged)")
+    _add_extraction_options(p)
+    p.add_argument("--force", action="store_true", help="recompute even when the cached file matches")
     p.set_defaults(func=_extract)
 
-    p = sub.add_parser("eval", help="cosine scoring of trial lists -> EER, minDCF")
-    p.add_argument("embeddings", help=".npz of the test utterances")
+    p = sub.add_parser("eval", help="score trial lists (cosine, AS-norm, audio+face fusion) -> EER, minDCF")
+    p.add_argument("embeddings", help=".npz of the test utterances (with --encoder/--manifest: made if stale)")
     p.add_argument("--trials", nargs="+", required=True)
-    p.add_argument("--train-embeddings", help=".npz of training utterances (their mean is subtracted)")
-    p.add_argument("--score-dir")
-    p.add_argument("--out", help="write the metrics as JSON")
+    p.add_argument("--encoder", help="extract EMBEDDINGS with this encoder unless its cache is up to date")
+    p.add_argument("--manifest", help="the test manifest to extract from (with --encoder)")
+    _add_extraction_options(p)
+    p.add_argument("--train-embeddings", help=".npz of label-free training utterances: their mean is subtracted")
+    p.add_argument("--cohort-embeddings", help=".npz of training utterances: the AS-norm cohort source")
+    p.add_argument("--asnorm-clusters", type=int, help="AS-norm cohort = means of K k-means clusters of the cohort")
+    p.add_argument("--asnorm-top-n", type=int, default=300, help="cohort scores kept per utterance (default 300)")
+    p.add_argument("--face-embeddings", help=".npz of face embeddings of the test utterances: adds face + fused")
+    p.add_argument("--face-cohort-embeddings", help=".npz of training face embeddings (face mean, cohort z-norm)")
+    p.add_argument("--fusion-weight", type=float, help="face weight in [0, 1] of the fused score")
+    p.add_argument("--fusion-dev-trials", help="development trial list: z-norm statistics, and the weight if not given")
+    p.add_argument("--seed", type=int, default=0, help="k-means and cohort-pair sampling seed")
+    p.add_argument("--out-dir", help="write results.md/json, score files and figures here")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("verify", help="score two recordings with a trained encoder (and decide)")
@@ -149,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("overrides", nargs="*", help="key=value overrides of the DINO config")
     p.set_defaults(func=_demo)
+
+    from avssl.prep.voxceleb_cli import add_parsers as add_voxceleb_parsers  # `voxceleb <step>`, `shards`
+
+    add_voxceleb_parsers(sub)
     return parser
 
 

@@ -35,7 +35,11 @@ class Decision:
 
 
 class Verifier:
-    """Speaker verification with a trained encoder file (``encoder.pt`` from `avssl train`)."""
+    """Speaker verification with a trained audio encoder file (``encoder.pt`` from `avssl train`).
+
+    It embeds and scores audio only. Face and audio+face verification arrive with the face encoder;
+    until then audio+face results come from `avssl eval --face-embeddings` on extracted embeddings.
+    """
 
     def __init__(
         self,
