@@ -227,7 +227,7 @@ def _plot_gate_figure(run_dir: Path, out_png: Path) -> None:
     the samples split by whether their pseudo-label was right (diagnostic)."""
     gate_dir = round_dir(run_dir, 0) / "gate"
     records = sorted(gate_dir.glob("epoch*.npz"))
-    fitted = [(before, after) for before, after in zip(records, records[1:]) if np.load(after)["means"].size]
+    fitted = [(before, after) for before, after in zip(records, records[1:], strict=False) if np.load(after)["means"].size]
     if not fitted:
         log.info("no DLG fit in %s to plot", gate_dir)
         return

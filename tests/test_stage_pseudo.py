@@ -14,7 +14,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from avssl.config import CorrectionConfig, EncoderConfig, FeatureConfig, GateConfig, PseudoTrainConfig, load_config
+from avssl.config import (
+    CorrectionConfig,
+    EncoderConfig,
+    FeatureConfig,
+    GateConfig,
+    PseudoTrainConfig,
+    load_config,
+)
 from avssl.errors import ConfigError
 from avssl.models import build_encoder
 from avssl.models.aam import AamSoftmax
