@@ -28,11 +28,11 @@ from avssl.synth.augment_corpus import KINDS, write_augment_file
 from avssl.synth.face import FaceParams, background, light_map, mouth_openness, render_video, sample_face
 from avssl.synth.media import VIDEO_CODEC, write_mp4, write_wav
 from avssl.synth.session import SessionParams, apply_channel, sample_session, session_rir
-from avssl.synth.voice import VoiceParams, sample_voice, synthesize_speech, voice_in_session
+from avssl.synth.voice import VoiceParams, sample_voice, synthesize_speech
 from avssl.utils.atomic import atomic_write_json, atomic_write_text
 
 NAME = "avssl-synth"
-VERSION = 2  # 2: sessions change the speaker's voice state (pitch, effort, rate)
+VERSION = 1
 SAMPLE_RATE = 16000
 FPS = 25
 SUMMARY = "corpus.json"
@@ -218,13 +218,12 @@ def render_session(job: SessionJob) -> float:
     backdrop = background(look, size)
     light = light_map(look, size)
     rir = session_rir(channel, SAMPLE_RATE)
-    voice = voice_in_session(job.identity.voice, **asdict(job.params.voice_state))
     seconds = 0.0
     for u in range(job.utterances):
         rng = _rng(job.seed, _UTTERANCE, _SPLIT_CODE[job.identity.split], job.identity.index, job.index, u)
         n_frames = int(round(rng.uniform(*job.duration_s) * FPS))
         n_samples = n_frames * SAMPLE_RATE // FPS
-        speech = synthesize_speech(voice, n_samples, rng, SAMPLE_RATE)
+        speech = synthesize_speech(job.identity.voice, n_samples, rng, SAMPLE_RATE)
         audio = apply_channel(speech, channel, rir, rng, SAMPLE_RATE)
         frames = render_video(
             job.identity.face,
@@ -373,7 +372,6 @@ def _write_meta(out: Path, identities: list[Identity], jobs: list[SessionJob]) -
     first = jobs[0].params
     ch_keys = list(asdict(first.channel))
     look_keys = list(asdict(first.look))
-    state_keys = list(asdict(first.voice_state))
     rows = [
         [
             j.name,
@@ -382,7 +380,6 @@ def _write_meta(out: Path, identities: list[Identity], jobs: list[SessionJob]) -
             j.utterances,
             *(getattr(j.params.channel, k) for k in ch_keys),
             *(getattr(j.params.look, k) for k in look_keys),
-            *(getattr(j.params.voice_state, k) for k in state_keys),
         ]
         for j in jobs
     ]
@@ -393,7 +390,6 @@ def _write_meta(out: Path, identities: list[Identity], jobs: list[SessionJob]) -
         "utterances",
         *(f"channel_{k}" for k in ch_keys),
         *(f"look_{k}" for k in look_keys),
-        *(f"voice_state_{k}" for k in state_keys),
     ]
     atomic_write_text(out / "meta" / "sessions.csv", _csv_text(header, rows))
 

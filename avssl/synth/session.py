@@ -1,9 +1,8 @@
 """Sessions: the recording conditions shared by every utterance of one video, in sound and in image.
 
-A session's channel (EQ, band limits, background noise colour and level, room, gain), the speaker's
-voice on that day (pitch, vocal effort, speaking rate, breathiness: the same person sounds different
-in two interviews years apart) and its look (lighting, colour cast, background, clothing, framing,
-blur, sensor noise) are drawn once and applied to all its utterances. Because utterances of one session share them so strongly, a model that groups
+A session's channel (EQ, band limits, background noise colour and level, room, gain) and its look
+(lighting, colour cast, background, clothing, framing, blur, sensor noise) are drawn once and applied to
+all its utterances. Because utterances of one session share them so strongly, a model that groups
 "things that sound/look alike" will group sessions rather than people unless it is taught otherwise:
 this is the confound cluster-aware DINO addresses. Audio and video quality are drawn independently, so
 sometimes the voice and sometimes the face is the better cue.
@@ -44,22 +43,6 @@ class ChannelParams:
 
 
 @dataclass(frozen=True)
-class VoiceState:
-    """How the speaker's voice departs from its usual self in one session (mood, vocal effort, health,
-    age between recordings). Unlike the channel, no augmentation can imitate this within an utterance,
-    and per-crop mean normalisation does not remove it: two crops of one utterance always share it, two
-    utterances of different sessions do not. It is the variation that positives from one utterance never
-    teach a model to ignore, and that positives drawn from a cluster of utterances do."""
-
-    f0_shift_st: float  # mean pitch offset, semitones
-    f0_range_factor: float  # livelier or flatter intonation
-    tilt_shift_db_oct: float  # vocal effort: pressed (> 0, brighter) or lax (< 0) phonation
-    rate_factor: float  # speaking-rate multiplier
-    breathiness_factor: float  # aspiration multiplier
-    formant_factor: float  # a small vocal-tract change (smiling, posture, microphone proximity)
-
-
-@dataclass(frozen=True)
 class LookParams:
     """Visual conditions of one session: light, camera and framing."""
 
@@ -92,24 +75,11 @@ class SessionParams:
 
     channel: ChannelParams
     look: LookParams
-    voice_state: VoiceState
 
 
 def sample_session(rng: np.random.Generator) -> SessionParams:
-    """Draw one session's audio channel, visual look and voice state (independently of each other)."""
-    channel, look = _sample_channel(rng), _sample_look(rng)
-    return SessionParams(channel=channel, look=look, voice_state=_sample_voice_state(rng))
-
-
-def _sample_voice_state(rng: np.random.Generator) -> VoiceState:
-    return VoiceState(
-        f0_shift_st=float(np.clip(rng.normal(0.0, 1.5), -3.5, 3.5)),
-        f0_range_factor=float(np.exp(rng.normal(0.0, 0.25))),
-        tilt_shift_db_oct=float(np.clip(rng.normal(0.0, 2.5), -6.0, 6.0)),
-        rate_factor=float(np.exp(rng.normal(0.0, 0.1))),
-        breathiness_factor=float(np.exp(rng.normal(0.0, 0.4))),
-        formant_factor=float(np.clip(rng.normal(1.0, 0.015), 0.96, 1.04)),
-    )
+    """Draw one session's audio channel and visual look (independently: separate quality for each)."""
+    return SessionParams(channel=_sample_channel(rng), look=_sample_look(rng))
 
 
 def _sample_channel(rng: np.random.Generator) -> ChannelParams:

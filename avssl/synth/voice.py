@@ -15,7 +15,7 @@ four-second utterance to a few milliseconds of CPU.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -86,28 +86,6 @@ class VoiceParams:
     sinus_db: float
     fossa_hz: float  # a fixed anti-resonance (piriform fossa), a known speaker cue at 4-5 kHz
     fossa_db: float
-
-
-def voice_in_session(
-    voice: VoiceParams,
-    f0_shift_st: float,
-    f0_range_factor: float,
-    tilt_shift_db_oct: float,
-    rate_factor: float,
-    breathiness_factor: float,
-    formant_factor: float,
-) -> VoiceParams:
-    """``voice`` as it sounds in one session (see :class:`avssl.synth.session.VoiceState`); the
-    speaker's anatomy-bound cues (formant offsets, upper formants, cavity resonances) stay put."""
-    return replace(
-        voice,
-        f0_hz=voice.f0_hz * 2.0 ** (f0_shift_st / 12.0),
-        f0_range_st=voice.f0_range_st * f0_range_factor,
-        tilt_db_oct=float(np.clip(voice.tilt_db_oct + tilt_shift_db_oct, -18.0, 0.0)),
-        rate_sps=voice.rate_sps * rate_factor,
-        breathiness=float(np.clip(voice.breathiness * breathiness_factor, 0.0, 0.8)),
-        formant_scale=voice.formant_scale * formant_factor,
-    )
 
 
 def sample_voice(rng: np.random.Generator, sex: str) -> VoiceParams:
