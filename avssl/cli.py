@@ -27,11 +27,9 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    from avssl.prep.corpus import prepare_corpus
+    from avssl.prep.corpus_parts import main
 
-    report = prepare_corpus(args.root, args.out_dir, workers=args.workers, progress=True)
-    print(f"prepared {args.root} -> {args.out_dir}; problems reported: {report['problems']} "
-          f"(details in {Path(args.out_dir) / 'prepare_report.json'})")
+    main(args)
 
 
 def _prepare_faces(args: argparse.Namespace) -> None:
@@ -86,6 +84,19 @@ def _extract(args: argparse.Namespace) -> None:
                               progress=True)
     if PartialState().is_main_process:
         _report_extraction(summary)
+
+
+def _extract_faces(args: argparse.Namespace) -> None:
+    from avssl.eval.extract_faces import extract_faces_to_file
+
+    summary = extract_faces_to_file(args.encoder, args.manifest, args.out, store=args.store,
+                                    batch_frames=args.batch_frames, progress=True)
+    print(f"{summary.n_embeddings} face embeddings of dimension {summary.dim} -> {summary.path}: "
+          f"computed in {summary.seconds:.1f} s")
+    if summary.skipped:
+        first = "; ".join(f"{key}: {why}" for key, why in list(summary.skipped.items())[:3])
+        print(f"skipped {len(summary.skipped)} utterance(s) without usable video (listed in the file's metadata): "
+              f"{first}")
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -172,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root")
     p.add_argument("out_dir")
     p.add_argument("--workers", type=int, default=None)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--shard", help="I/N: probe only slice I (0-based) of N into OUT/parts, for array jobs")
+    mode.add_argument("--merge", action="store_true", help="write the outputs from the parts of every slice")
     p.set_defaults(func=_prepare)
 
     p = sub.add_parser("prepare-faces", help="face frames of every utterance's video -> a frame store")
@@ -187,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None)
     p.set_defaults(func=_prepare_faces)
 
-    p = sub.add_parser("train", help="stage I: DINO (config YAML + key=value overrides)")
+    p = sub.add_parser("train", help="stage I: DINO on audio or faces (config YAML + key=value overrides)")
     p.add_argument("config")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. optim.epochs=10")
     p.add_argument("--resume", action="store_true", help="continue from run.output_dir/checkpoint.pt")
@@ -206,6 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_extraction_options(p)
     p.add_argument("--force", action="store_true", help="recompute even when the cached file matches")
     p.set_defaults(func=_extract)
+
+    p = sub.add_parser("extract-faces", help="utterance face embeddings of a manifest with a trained face encoder")
+    p.add_argument("encoder", help="encoder.pt written by `avssl train` with modality: face")
+    p.add_argument("manifest")
+    p.add_argument("out", help="output .npz (the format `avssl eval --face-embeddings` reads)")
+    p.add_argument("--store", help="face store written by `avssl prepare-faces` (default: decode the videos)")
+    p.add_argument("--batch-frames", type=int, default=256, help="frames per encoder batch (memory cap)")
+    p.set_defaults(func=_extract_faces)
 
     p = sub.add_parser("eval", help="score trial lists (cosine, AS-norm, audio+face fusion) -> EER, minDCF")
     p.add_argument("embeddings", help=".npz of the test utterances (with --encoder/--manifest: made if stale)")

@@ -9,6 +9,7 @@ adds the range checks that types cannot express.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -160,9 +161,78 @@ class ClusterAwareConfig:
 
 
 @dataclass
-class DinoTrainConfig:
-    """Everything a stage-I (DINO) training run reads."""
+class FaceFramesConfig:
+    """Where face training reads each utterance's frames (``modality: face``).
 
+    A store written by ``avssl prepare-faces`` is read with one open per utterance; without one, every
+    read decodes the video again (about 9 times the CPU per sample at VoxCeleb2 sizes, see
+    docs/concepts/faces.md), which suits a quick look at a corpus, not long training.
+    """
+
+    store: str | None = None  # folder written by `avssl prepare-faces`; null: decode the videos on the fly
+    # Decoding on the fly only (a store keeps the settings it was made with):
+    rate: float = 2.5  # frames per second, one per 0.4 s
+    size: int = 112  # side of the square frames
+    crop: float = 1.0  # centre square as a fraction of the shorter side
+
+
+@dataclass
+class FaceCropsConfig:
+    """Visual multi-crop: each crop from another frame, resized crops of ``*_scale`` of the frame's area."""
+
+    num_global: int = 2
+    global_size: int = 112  # pixels; also the size the face encoder file embeds whole frames at
+    global_scale: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    num_local: int = 4
+    local_size: int = 64
+    local_scale: list[float] = field(default_factory=lambda: [0.2, 0.5])
+
+
+@dataclass
+class FaceAugmentSettings:
+    """Per-crop face corruption (DINO / SimCLR's set), the same for global and local crops."""
+
+    ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])  # crop aspect (w / h), log-uniform
+    flip_p: float = 0.5
+    jitter_p: float = 0.8
+    brightness: float = 0.4  # factors in [1 - b, 1 + b]
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1  # shift in [-h, h] of a full turn
+    blur_p: float = 0.5
+    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])  # in output pixels
+    grey_p: float = 0.2
+
+
+@dataclass
+class FaceEncoderConfig:
+    """The face encoder (:func:`avssl.models.face_resnet.build_face_encoder`)."""
+
+    name: str = "face_resnet18"
+    width: int = 64  # channels of the first stage (doubled at each of the next three); 64 = ResNet-18
+    embedding_dim: int = 512
+
+
+@dataclass
+class FaceConfig:
+    """Everything visual DINO reads instead of the audio sections (crops, augment, features, encoder)."""
+
+    frames: FaceFramesConfig = field(default_factory=FaceFramesConfig)
+    crops: FaceCropsConfig = field(default_factory=FaceCropsConfig)
+    augment: FaceAugmentSettings = field(default_factory=FaceAugmentSettings)
+    encoder: FaceEncoderConfig = field(default_factory=FaceEncoderConfig)
+
+
+@dataclass
+class DinoTrainConfig:
+    """Everything a stage-I (DINO) training run reads.
+
+    ``modality`` picks what is trained: ``audio`` reads the sections crops, augment, features and
+    encoder; ``face`` reads the section face instead (and ``data.train_manifest``'s video column).
+    Everything else (DINO head and loss, optimiser, run, cluster_aware) is the same for both.
+    """
+
+    modality: str = "audio"  # audio | face
     data: DataConfig = field(default_factory=DataConfig)
     crops: CropConfig = field(default_factory=CropConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -172,10 +242,16 @@ class DinoTrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: DinoRunConfig = field(default_factory=DinoRunConfig)
     cluster_aware: ClusterAwareConfig = field(default_factory=ClusterAwareConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)
 
     def validate(self) -> None:
         """Range checks a type cannot express; each message names the offending key."""
+        # Partner crops are counted against the crops of the modality being trained.
+        crops = "face.crops" if self.modality == "face" else "crops"
+        num_global, num_local = _lookup(self, f"{crops}.num_global"), _lookup(self, f"{crops}.num_local")
         checks: list[tuple[bool, str, str]] = [
+            (self.modality in MODALITIES, "modality", f"must be one of {', '.join(MODALITIES)}"),
+            *_face_checks(self.face),
             (self.data.sample_rate > 0, "data.sample_rate", "must be positive"),
             (self.data.num_workers >= 0, "data.num_workers", "must be >= 0"),
             (self.data.featurise_in in ("auto", "device", "workers"), "data.featurise_in", "must be auto, device or workers"),
@@ -221,14 +297,14 @@ class DinoTrainConfig:
                 "must be one of no, bf16, fp16",
             ),
             (
-                0 <= self.cluster_aware.global_from_partner < self.crops.num_global,
+                0 <= self.cluster_aware.global_from_partner < num_global,
                 "cluster_aware.global_from_partner",
-                "must be >= 0 and leave at least one global crop to the anchor utterance",
+                f"must be >= 0 and leave at least one global crop ({crops}.num_global) to the anchor utterance",
             ),
             (
-                0 <= self.cluster_aware.local_from_partner <= self.crops.num_local,
+                0 <= self.cluster_aware.local_from_partner <= num_local,
                 "cluster_aware.local_from_partner",
-                "must be within [0, crops.num_local]",
+                f"must be within [0, {crops}.num_local]",
             ),
             (
                 len(self.cluster_aware.n_clusters) > 0 and min(self.cluster_aware.n_clusters) >= 1,
@@ -249,6 +325,38 @@ class DinoTrainConfig:
         for ok, key, what in checks:
             if not ok:
                 raise ConfigError(f"config key '{key}' {what} (got {_lookup(self, key)!r})")
+
+
+def _face_checks(face: FaceConfig) -> list[tuple[bool, str, str]]:
+    """The face section's range checks (run for every modality: the defaults always pass)."""
+
+    def interval(bounds: list[float], high: float) -> bool:
+        return len(bounds) == 2 and 0 < bounds[0] <= bounds[1] <= high
+
+    augment = face.augment
+    fraction = "0 < low <= high <= 1 (fractions of the frame's area)"
+    checks = [
+        (face.frames.rate > 0, "face.frames.rate", "must be positive (frames per second)"),
+        (face.frames.size >= 8, "face.frames.size", "must be >= 8 pixels"),
+        (0 < face.frames.crop <= 1, "face.frames.crop", "must be within (0, 1] (a fraction of the shorter side)"),
+        (face.crops.num_global >= 2, "face.crops.num_global", "DINO needs at least 2 global crops"),
+        (face.crops.num_local >= 0, "face.crops.num_local", "must be >= 0"),
+        (face.crops.global_size >= 8, "face.crops.global_size", "must be >= 8 pixels"),
+        (face.crops.local_size >= 8, "face.crops.local_size", "must be >= 8 pixels"),
+        (interval(face.crops.global_scale, 1.0), "face.crops.global_scale", f"must be [low, high] with {fraction}"),
+        (interval(face.crops.local_scale, 1.0), "face.crops.local_scale", f"must be [low, high] with {fraction}"),
+        (interval(augment.ratio, math.inf), "face.augment.ratio", "must be [low, high] with 0 < low <= high"),
+        (interval(augment.blur_sigma, math.inf), "face.augment.blur_sigma", "must be [low, high] with 0 < low <= high"),
+        (0 <= augment.hue <= 0.5, "face.augment.hue", "must be within [0, 0.5]"),
+        (face.encoder.name in FACE_ENCODERS, "face.encoder.name", f"must be one of {sorted(FACE_ENCODERS)}"),
+        (face.encoder.width >= 4, "face.encoder.width", "must be >= 4 channels"),
+        (face.encoder.embedding_dim > 0, "face.encoder.embedding_dim", "must be positive"),
+    ]
+    for name in ("flip_p", "jitter_p", "blur_p", "grey_p"):
+        checks.append((0 <= getattr(augment, name) <= 1, f"face.augment.{name}", "must be within [0, 1]"))
+    for name in ("brightness", "contrast", "saturation"):
+        checks.append((getattr(augment, name) >= 0, f"face.augment.{name}", "must be >= 0"))
+    return checks
 
 
 @dataclass
@@ -385,6 +493,9 @@ class PseudoTrainConfig:
 
 # Encoder names the config accepts; the model factory (avssl.models.build_encoder) knows the same set.
 ENCODERS = ("ecapa", "resnet34")
+# The same for face encoders (avssl.models.face_resnet.FACE_ENCODERS), and stage I's modalities.
+FACE_ENCODERS = ("face_resnet18",)
+MODALITIES = ("audio", "face")
 
 
 def _lookup(obj: Any, dotted: str) -> Any:

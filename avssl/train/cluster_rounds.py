@@ -6,12 +6,15 @@ Every process embeds a disjoint share of the (clean, full-length) utterances; th
 merges them, clusters once and writes ``clusters/epochNNNN.tsv`` with a JSON report; every process
 then reads that one file, so all ranks build their views from the same labels. The files make a
 resumed run reuse its rounds instead of recomputing them.
+
+:func:`cluster_round` takes the embedding step as a function, so audio and face training cluster the
+same way; :func:`clustering_round` is its audio form (waveforms through an fbank and an encoder).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +31,9 @@ from avssl.pseudo.labels import cluster_report, read_pseudo_labels, write_pseudo
 from avssl.utils.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
+
+# Utterances -> their (n, dim) embeddings, in the order given; every utterance must be embeddable.
+Embed = Callable[[Sequence[Utterance]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,24 @@ def clustering_round(
     seed: int,
     iterations: int,
 ) -> tuple[np.ndarray, dict | None]:
-    """Cluster labels (one per utterance, manifest order) written to / read back from ``labels_path``.
+    """:func:`cluster_round` with full-utterance embeddings of clean audio by ``encoder`` on ``fbank``."""
+
+    def embed(share: Sequence[Utterance]) -> np.ndarray:
+        return embed_utterances(encoder_embedder(encoder, fbank), share, sample_rate, accelerator.device)
+
+    return cluster_round(accelerator, embed, utterances, n_clusters, labels_path, seed, iterations)
+
+
+def cluster_round(
+    accelerator: Accelerator,
+    embed: Embed,
+    utterances: Sequence[Utterance],
+    n_clusters: int,
+    labels_path: Path,
+    seed: int,
+    iterations: int,
+) -> tuple[np.ndarray, dict | None]:
+    """Cluster labels (one per utterance, in ``utterances`` order) written to / read back from ``labels_path``.
 
     A round whose labels file exists is not recomputed (a resumed run reuses it). Returns the labels
     and, on the main process when a new round was computed, its report (also written next to the
@@ -68,8 +91,7 @@ def clustering_round(
         labels_path.parent.mkdir(parents=True, exist_ok=True)
         rank, world = accelerator.process_index, accelerator.num_processes
         share = list(range(rank, len(utterances), world))
-        embed = encoder_embedder(encoder, fbank)
-        embeddings = embed_utterances(embed, [utterances[i] for i in share], sample_rate, accelerator.device)
+        embeddings = embed([utterances[i] for i in share])
         save_embeddings(_shard_path(labels_path, rank), [utterances[i].key for i in share], embeddings)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:

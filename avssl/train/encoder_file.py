@@ -3,24 +3,74 @@
 Why safetensors: loading a model someone sent you must never execute code (a pickled ``.pt`` can).
 The metadata carries the encoder and feature configs, so the file alone rebuilds the model that
 produced it — no need to find the training config again.
+
+Two kinds share the container and differ in the metadata's ``format``: the speaker encoder
+(``avssl-encoder/1``, fbank front end and sample rate) and the face encoder (``avssl-face-encoder/1``,
+the input size and how frames were sampled). Each loader names the other kind when given it, so a face
+file passed to ``avssl extract`` says to use ``avssl extract-faces`` instead.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, save
 from torch import nn
 
-from avssl.config import EncoderConfig, FeatureConfig, as_dict
+from avssl.config import EncoderConfig, FaceEncoderConfig, FeatureConfig, as_dict
 from avssl.errors import DataError
 from avssl.features import Fbank
 from avssl.models import build_encoder
 from avssl.utils.atomic import atomic_write
 
+if TYPE_CHECKING:  # the face modules import OpenCV, which audio users of this module never need
+    from avssl.faces.frames import FrameSampling
+
 FORMAT = "avssl-encoder/1"
+FACE_FORMAT = "avssl-face-encoder/1"
+_USE = {FORMAT: "`avssl extract`", FACE_FORMAT: "`avssl extract-faces`"}
+
+
+@dataclass(frozen=True)
+class FaceEncoderInfo:
+    """What a face encoder file says besides its weights.
+
+    ``image_size``: the side whole frames are resized to before embedding (the global crops' size in
+    training). ``frames``: how the training frames were sampled, so embedding decodes videos the same way.
+    """
+
+    encoder: FaceEncoderConfig
+    image_size: int
+    frames: FrameSampling
+
+
+def _write(path: str | Path, encoder: nn.Module, metadata: dict[str, str]) -> Path:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    payload = save(tensors, metadata=metadata)
+    return atomic_write(path, lambda handle: handle.write(payload))
+
+
+def _metadata(path: str | Path, expected: str) -> dict[str, str]:
+    """The metadata of an encoder file of format ``expected``, or DataError saying what the file is."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"encoder file not found: {path} (train one with `avssl train`)")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except Exception as err:
+        raise DataError(f"{path} is not a safetensors encoder file: {err}") from err
+    found = metadata.get("format")
+    if found != expected:
+        hint = f"; it is a {found} file: use {_USE[found]}" if found in _USE else ""
+        raise DataError(f"{path}: not an avssl encoder file of format {expected} (format {found!r}){hint}")
+    return metadata
 
 
 def save_encoder(
@@ -33,9 +83,20 @@ def save_encoder(
         "features": json.dumps(as_dict(features)),
         "sample_rate": str(sample_rate),
     }
-    tensors = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
-    payload = save(tensors, metadata=metadata)
-    return atomic_write(path, lambda handle: handle.write(payload))
+    return _write(path, encoder, metadata)
+
+
+def save_face_encoder(
+    path: str | Path, encoder: nn.Module, encoder_config: FaceEncoderConfig, image_size: int, frames: FrameSampling
+) -> Path:
+    """Write a face encoder's weights, its config, input size and frame sampling, atomically."""
+    metadata = {
+        "format": FACE_FORMAT,
+        "encoder": json.dumps(as_dict(encoder_config)),
+        "image_size": str(image_size),
+        "frames": json.dumps(asdict(frames)),
+    }
+    return _write(path, encoder, metadata)
 
 
 def average_encoder_files(paths: list[Path], out_path: str | Path) -> Path:
@@ -63,18 +124,7 @@ def average_encoder_files(paths: list[Path], out_path: str | Path) -> Path:
 
 def read_encoder_configs(path: str | Path) -> tuple[EncoderConfig, FeatureConfig, int]:
     """The ``(encoder config, feature config, sample rate)`` an encoder file was saved with."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"encoder file not found: {path} (train one with `avssl train`)")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except Exception as err:
-        raise DataError(f"{path} is not a safetensors encoder file: {err}") from err
-    if metadata.get("format") != FORMAT:
-        raise DataError(f"{path}: not an avssl encoder file (format {metadata.get('format')!r}, expected {FORMAT})")
+    metadata = _metadata(path, FORMAT)
     return (
         EncoderConfig(**json.loads(metadata["encoder"])),
         FeatureConfig(**json.loads(metadata["features"])),
@@ -89,3 +139,25 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     encoder.load_state_dict(load_file(str(path)))
     fbank = Fbank(feature_config, sample_rate)
     return encoder.to(device).eval(), fbank.to(device), sample_rate
+
+
+def read_face_encoder_info(path: str | Path) -> FaceEncoderInfo:
+    """The config, input size and frame sampling a face encoder file was saved with."""
+    from avssl.faces.frames import FrameSampling
+
+    metadata = _metadata(path, FACE_FORMAT)
+    return FaceEncoderInfo(
+        FaceEncoderConfig(**json.loads(metadata["encoder"])),
+        int(metadata["image_size"]),
+        FrameSampling(**json.loads(metadata["frames"])),
+    )
+
+
+def load_face_encoder(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, FaceEncoderInfo]:
+    """Rebuild ``(face encoder in eval mode, what its file says)`` from a face encoder file."""
+    from avssl.models.face_resnet import build_face_encoder
+
+    info = read_face_encoder_info(path)
+    encoder = build_face_encoder(info.encoder.name, info.encoder.embedding_dim, info.encoder.width)
+    encoder.load_state_dict(load_file(str(path)))
+    return encoder.to(device).eval(), info

@@ -1,8 +1,11 @@
-"""Stage I: DINO self-distillation of a speaker encoder, on one process or many (HF Accelerate).
+"""Stage I: DINO self-distillation of a speaker or face encoder, on one process or many (HF Accelerate).
 
 With ``cluster_aware.enabled`` the same loop is cluster-aware DINO: at each clustering round the
 teacher embeds every training utterance, k-means groups them into pseudo speakers, and from then on
 some crops of every sample come from another utterance of its cluster.
+
+``modality`` (audio or face) is a plug-in (:mod:`avssl.train.modality`): it supplies the views, their
+features, the encoder, the clustering embeddings and the encoder file; everything else is shared.
 
 Read top to bottom: data -> models -> optimiser and schedules -> resume -> the loop -> outputs.
 The same function runs under ``python -m avssl.cli train`` and ``accelerate launch ... -m avssl.cli
@@ -26,25 +29,24 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from avssl.config import DinoTrainConfig, as_dict, save_config
-from avssl.data.augment import WaveAugment, load_augment_sources
-from avssl.data.featurise import CropFeaturiser, FeaturiseInWorkers, keyed_generator
+from avssl.data.featurise import keyed_generator
 from avssl.data.manifest import read_manifest
 from avssl.data.samplers import EpochShardSampler
-from avssl.data.views import AudioMultiCropDataset
-from avssl.errors import AvsslError
-from avssl.features import Fbank
-from avssl.models import build_encoder
+from avssl.errors import AvsslError, ConfigError
 from avssl.models.dino_head import DinoHead, EncoderWithHead
 from avssl.ssl.dino import DinoLoss, cosine_schedule, ema_update, teacher_temperature_schedule
 from avssl.train.checkpoint import load_checkpoint, save_checkpoint
-from avssl.train.cluster_rounds import ClusterSchedule, clustering_round
-from avssl.train.encoder_file import average_encoder_files, save_encoder
+from avssl.train.cluster_rounds import ClusterSchedule, cluster_round
+from avssl.train.encoder_file import average_encoder_files
+from avssl.train.modality import build_modality
 from avssl.train.monitor import CollapseWatch, ScalarLog
+from avssl.utils.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 ENCODER = "encoder.pt"
+DATA_REPORT = "excluded_utterances.json"
 
 
 class TrainingDiverged(AvsslError):
@@ -80,11 +82,13 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / "config.yaml")
 
-    # ---- data: each rank reads and crops its share; augmentation + fbank run where data.featurise_in says ----
-    utterances = read_manifest(config.data.train_manifest)
-    dataset = AudioMultiCropDataset(
-        utterances, config.crops, config.data.sample_rate, config.run.seed, config.data.cache_audio
-    )
+    # ---- data: each rank reads and crops its share; the modality decides where augmentation runs ----
+    device = accelerator.device
+    modality = build_modality(config, read_manifest(config.data.train_manifest), device)
+    dataset = modality.dataset
+    report = modality.data_report()
+    if report is not None and accelerator.is_main_process:
+        atomic_write_json(out / DATA_REPORT, report)
     global_batch = config.optim.batch_size * accelerator.num_processes
     steps_per_epoch = config.optim.steps_per_epoch or max(len(dataset) // global_batch, 1)
     sampler = EpochShardSampler(
@@ -94,34 +98,26 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
         accelerator.process_index,
         config.run.seed,
     )
-    device = accelerator.device
-    sources = load_augment_sources(config.data.noise_list, config.data.rir_list, config.data.sample_rate)
-    in_workers = config.data.featurise_in == "workers" or (config.data.featurise_in == "auto" and device.type != "cuda")
-    where = torch.device("cpu") if in_workers else device
-    fbank = Fbank(config.features, config.data.sample_rate).to(device)
-    featuriser_fbank = Fbank(config.features, config.data.sample_rate) if in_workers else fbank
-    featuriser = CropFeaturiser(WaveAugment(sources.to(where), config.augment), featuriser_fbank, where)
     loader = DataLoader(
         dataset,
         batch_size=config.optim.batch_size,
         sampler=sampler,
         num_workers=config.data.num_workers,
-        collate_fn=FeaturiseInWorkers(dataset, featuriser, config.run.seed) if in_workers else None,
+        collate_fn=modality.collate_fn,
         drop_last=True,
         # Workers are re-forked every epoch so that they see the dataset's new epoch (new crops).
         persistent_workers=False,
     )
 
     # ---- models: the teacher starts as a copy of the student and never receives gradients ----
-    encoder = build_encoder(config.encoder, config.features.n_mels)
-    student = EncoderWithHead(encoder, DinoHead(config.encoder.embedding_dim, config.dino))
+    student = EncoderWithHead(modality.build_encoder(), DinoHead(modality.embedding_dim, config.dino))
     teacher = copy.deepcopy(student)
     for p in teacher.parameters():
         p.requires_grad = False
-    n_crops = config.crops.num_global + config.crops.num_local
+    n_crops = modality.num_global + modality.num_local
     dino_loss = DinoLoss(
         config.dino.out_dim,
-        config.crops.num_global,
+        modality.num_global,
         n_crops,
         teacher_temperature_schedule(
             config.dino.warmup_teacher_temp,
@@ -152,12 +148,14 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
     if config.run.init_checkpoint and not resuming:
         # A continuation stage (e.g. cluster-aware DINO after DINO): weights and centre, fresh optimiser.
         state = load_checkpoint(config.run.init_checkpoint)
+        _check_modality(state, config.modality, config.run.init_checkpoint, "run.init_checkpoint")
         student.load_state_dict(state["student"])
         teacher.load_state_dict(state["teacher"])
         dino_loss.center.copy_(state["dino_loss"]["center"])
         log.info("starting from the weights of %s", config.run.init_checkpoint)
     if resuming:
         state = load_checkpoint(checkpoint_path)
+        _check_modality(state, config.modality, checkpoint_path, "modality")
         student.load_state_dict(state["student"])
         teacher.load_state_dict(state["teacher"])
         optimizer.load_state_dict(state["optimizer"])
@@ -182,14 +180,14 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
     for epoch in range(start_epoch, end_epoch):
         if cluster_aware.enabled and (epoch == start_epoch or schedule.latest_round(epoch) == epoch):
             round_epoch = schedule.latest_round(epoch)
-            labels, report = clustering_round(
-                accelerator, teacher.encoder, fbank, utterances, config.data.sample_rate,
+            labels, cluster_report = cluster_round(
+                accelerator, lambda share: modality.embed(teacher.encoder, share, device), modality.utterances,
                 schedule.clusters_at(round_epoch), out / "clusters" / f"epoch{round_epoch:04d}.tsv",
                 config.run.seed + round_epoch, cluster_aware.kmeans_iterations,
             )
             dataset.set_clusters(labels, cluster_aware.global_from_partner, cluster_aware.local_from_partner)
-            if report and "diagnostics" in report:
-                diagnostics = report["diagnostics"]
+            if cluster_report and "diagnostics" in cluster_report:
+                diagnostics = cluster_report["diagnostics"]
                 scalars.write(epoch * steps_per_epoch, {
                     "clusters/nmi_diagnostic": diagnostics["nmi"], "clusters/purity_diagnostic": diagnostics["purity"],
                 })
@@ -209,8 +207,8 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
                 group["lr"] = float(lr_schedule[step])
                 if group["weight_decay_enabled"]:
                     group["weight_decay"] = float(wd_schedule[step])
-            global_feats, local_feats = _features(
-                batch, featuriser, keyed_generator(config.run.seed, accelerator.process_index, step), device
+            global_feats, local_feats = modality.features(
+                batch, keyed_generator(config.run.seed, accelerator.process_index, step), device
             )
 
             with accelerator.autocast():
@@ -237,21 +235,21 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
             last_loss = loss.item()
             watch.update(stats["teacher_entropy"], step)
             if step % config.run.log_every == 0 or step_in_epoch == steps_per_epoch - 1:
-                scalars.write(
-                    step,
-                    {
-                        "loss": last_loss,
-                        "teacher_entropy": stats["teacher_entropy"],
-                        "student_entropy": stats["student_entropy"],
-                        "ln_k": ln_k,
-                        "teacher_temp": stats["teacher_temp"],
-                        "lr": float(lr_schedule[step]),
-                        "weight_decay": float(wd_schedule[step]),
-                        "teacher_momentum": float(momentum_schedule[step]),
-                        "center_norm": float(dino_loss.center.norm()),
-                        "epoch": epoch + 1,
-                    },
-                )
+                values = {
+                    "loss": last_loss,
+                    "teacher_entropy": stats["teacher_entropy"],
+                    "student_entropy": stats["student_entropy"],
+                    "ln_k": ln_k,
+                    "teacher_temp": stats["teacher_temp"],
+                    "lr": float(lr_schedule[step]),
+                    "weight_decay": float(wd_schedule[step]),
+                    "teacher_momentum": float(momentum_schedule[step]),
+                    "center_norm": float(dino_loss.center.norm()),
+                    "epoch": epoch + 1,
+                }
+                if cluster_aware.enabled:  # the share of samples with partner crops; 0: all alone in their cluster
+                    values["clusters/partner_fraction"] = (batch["partner"] != batch["index"]).float().mean().item()
+                scalars.write(step, values)
             bar.set_postfix(loss=f"{last_loss:.3f}", H_t=f"{stats['teacher_entropy']:.2f}")
 
         _average_buffers(teacher, accelerator)
@@ -274,8 +272,7 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
             log.info("epoch %d/%d: loss %.4f, teacher entropy %.3f (ln K = %.3f)",
                      epoch + 1, epochs, last_loss, stats["teacher_entropy"], ln_k)
         if accelerator.is_main_process and config.run.average_last_epochs > 1 and epoch + 1 > epochs - config.run.average_last_epochs:
-            save_encoder(_snapshot(out, epoch + 1), teacher.encoder, config.encoder, config.features,
-                         config.data.sample_rate)
+            modality.save_encoder(_snapshot(out, epoch + 1), teacher.encoder)
         accelerator.wait_for_everyone()
 
     encoder_path = out / ENCODER
@@ -284,7 +281,7 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
             first = epochs - config.run.average_last_epochs + 1
             average_encoder_files([_snapshot(out, e) for e in range(first, epochs + 1)], encoder_path)
         else:
-            save_encoder(encoder_path, teacher.encoder, config.encoder, config.features, config.data.sample_rate)
+            modality.save_encoder(encoder_path, teacher.encoder)
     scalars.close()
     accelerator.wait_for_everyone()
     accelerator.end_training()
@@ -313,18 +310,14 @@ def _average_buffers(model: nn.Module, accelerator: Accelerator) -> None:
             buffer.copy_(accelerator.reduce(buffer, reduction="mean"))
 
 
-def _features(
-    batch: dict[str, torch.Tensor], featuriser: CropFeaturiser, generator: torch.Generator, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Global and local features, crop-major (rows [c*B:(c+1)*B] are crop c of every sample).
-
-    Batches featurised by the workers arrive ready; otherwise the crops are featurised here.
-    """
-    if "global_feats" in batch:
-        local = batch.get("local_feats")
-        return batch["global_feats"].to(device), (local.to(device) if local is not None else None)
-    local = batch.get("local")
-    return featuriser(batch["global"], generator), (featuriser(local, generator) if local is not None else None)
+def _check_modality(state: dict, modality: str, path: str | Path, key: str) -> None:
+    """Refuse to load a checkpoint of the other modality (its weights would not fit the encoder)."""
+    trained = state.get("config", {}).get("modality", "audio")  # checkpoints from before modalities: audio
+    if trained != modality:
+        raise ConfigError(
+            f"config key '{key}': {path} holds a {trained} model, but this run's modality is {modality}; "
+            f"give a checkpoint trained with modality={modality}, or a new run.output_dir"
+        )
 
 
 def _parameter_groups(model: nn.Module) -> list[dict]:

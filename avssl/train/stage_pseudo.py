@@ -214,7 +214,7 @@ def train_pseudo_labels(
                     device, clean_needed=gate.correct,
                 )
                 targets = labels_on_device[indices]
-                logits_clean = _clean_logits(model, clean, classifier.scale) if gate.correct else None
+                cosine_clean = _clean_cosine(model, clean) if gate.correct else None
                 with accelerator.autocast():
                     cosine = model(noisy).float()
                 losses = classifier.loss_from_cosine(cosine, targets)  # the pseudo-labels' losses: what the gate sees
@@ -224,9 +224,9 @@ def train_pseudo_labels(
                         f"stopping. The last good checkpoint ({checkpoint_path}) is intact; lower optim.lr."
                     )
                 kept = losses.detach() <= threshold
-                if logits_clean is not None:
+                if cosine_clean is not None:
                     decision = correct_labels(
-                        logits_clean, targets, kept, config.correction.temperature, config.correction.confidence
+                        cosine_clean, targets, kept, config.correction.temperature, config.correction.confidence
                     )
                     use, trained_labels, corrected = decision.use, decision.labels, decision.corrected
                     trained_losses = classifier.loss_from_cosine(cosine, trained_labels)
@@ -249,7 +249,7 @@ def train_pseudo_labels(
             summary = tally.summary(gate, round_index, epoch)
             history.append(summary)
             if accelerator.is_main_process:
-                _log_epoch(scalars, summary, epoch_losses, gate, global_epoch)
+                _log_epoch(scalars, summary, epoch_losses, gate, (global_epoch + 1) * steps_per_epoch)
                 _save_gate_record(folder / "gate" / f"epoch{epoch + 1:03d}.npz", epoch_losses, gate,
                                   config.gate.use_log_loss)
                 save_checkpoint(checkpoint_path, {
@@ -307,11 +307,12 @@ class _EncoderWithClassifier(nn.Module):
 
 
 @torch.no_grad()
-def _clean_logits(model: nn.Module, clean: torch.Tensor, scale: float) -> torch.Tensor:
-    """Margin-free logits of the clean segments, in eval mode so batch-norm statistics stay untouched."""
+def _clean_cosine(model: nn.Module, clean: torch.Tensor) -> torch.Tensor:
+    """Cosines of the clean segments to every class (LC's logits, see :mod:`avssl.pseudo.correction`),
+    in eval mode so batch-norm statistics stay untouched."""
     model.eval()
     try:
-        return scale * model(clean).float()
+        return model(clean).float()
     finally:
         model.train()
 
@@ -390,12 +391,13 @@ class _EpochTally:
         return summary
 
 
-def _log_epoch(scalars: ScalarLog, summary: dict, losses: np.ndarray, gate: EpochGate, global_epoch: int) -> None:
+def _log_epoch(scalars: ScalarLog, summary: dict, losses: np.ndarray, gate: EpochGate, step: int) -> None:
+    """Epoch-level scalars and the loss histogram, at the global step that ends the epoch."""
     values = {f"stage2/{k}": float(v) for k, v in summary.items()
               if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("round", "epoch")}
-    scalars.write(global_epoch, values)
+    scalars.write(step, values)
     if scalars.writer is not None:
-        scalars.writer.add_histogram("stage2/per_sample_loss", losses, global_epoch)
+        scalars.writer.add_histogram("stage2/per_sample_loss", losses, step)
     log.info(
         "round %d epoch %d: threshold %s (%s), kept %.3f, corrected %.3f, dropped %.3f%s",
         summary["round"], summary["epoch"], f"{gate.threshold:.3f}" if math.isfinite(gate.threshold) else "none",
