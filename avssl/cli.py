@@ -138,13 +138,21 @@ def _path(value: str | None) -> Path | None:
 def _verify(args: argparse.Namespace) -> None:
     from avssl.inference import Verifier
 
-    verifier = Verifier.load(args.encoder, args.train_embeddings)
+    verifier = Verifier.load(args.encoder, args.face_encoder, args.train_embeddings, args.face_train_embeddings)
+    mode = args.mode or verifier.default_mode
     if args.dev_trials:
-        threshold = verifier.calibrate(args.dev_trials, args.dev_root)
-        print(f"threshold {threshold:.4f} (EER point of {args.dev_trials})")
-    decision = verifier.verify(args.first, args.second)
+        verifier.calibrate(args.dev_trials, args.dev_root, args.dev_video_root)
+        calibration = verifier.calibration
+        eers = ", ".join(f"{m} {100 * eer:.2f} %" for m, eer in calibration.dev_eer.items())
+        weight = f"; face weight {calibration.fusion.weight:.2f}" if calibration.fusion else ""
+        print(f"calibrated on {args.dev_trials} ({calibration.n_trials} trials): EER {eers}{weight}")
+    decision = verifier.verify(args.first, args.second, mode)
+    thresholds = verifier.calibration.thresholds if verifier.calibration else {}
+    for name, score in decision.scores.items():
+        at = f"  (threshold {thresholds[name]:.4f})" if name in thresholds else ""
+        print(f"{name:<5} score {score:.4f}{at}")
     verdict = {True: "same speaker", False: "different speakers", None: "no decision (give --dev-trials)"}
-    print(f"score {decision.score:.4f}: {verdict[decision.same_speaker]}")
+    print(f"decision ({mode}): {verdict[decision.same_speaker]}")
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -247,13 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", help="write results.md/json, score files and figures here")
     p.set_defaults(func=_eval)
 
-    p = sub.add_parser("verify", help="score two recordings with a trained encoder (and decide)")
-    p.add_argument("encoder", help="encoder.pt written by `avssl train`")
-    p.add_argument("first")
+    p = sub.add_parser("verify", help="score two recordings by audio, face or both (and decide)")
+    p.add_argument("first", help="audio file (wav, flac, m4a), or an .mp4 face track with or without audio")
     p.add_argument("second")
+    p.add_argument("--encoder", help="speaker encoder.pt written by `avssl train`")
+    p.add_argument("--face-encoder", help="face encoder.pt written by `avssl train` with modality: face")
+    p.add_argument("--mode", choices=("audio", "face", "fused"),
+                   help="default: fused with both encoders, else the one given (fused needs --dev-trials)")
     p.add_argument("--train-embeddings", help=".npz of training utterances (their mean is subtracted)")
-    p.add_argument("--dev-trials", help="a development trial list: the threshold is its EER point")
-    p.add_argument("--dev-root", default=".", help="folder the dev trial paths are relative to")
+    p.add_argument("--face-train-embeddings", help=".npz of training face embeddings (their mean is subtracted)")
+    p.add_argument("--dev-trials", help="a development trial list: thresholds at its EER points, fusion fitted on it")
+    p.add_argument("--dev-root", help="folder of the dev list's audio (.wav, .flac, .m4a or .mp4)")
+    p.add_argument("--dev-video-root", help="folder of the dev list's .mp4 face tracks (may be --dev-root)")
     p.set_defaults(func=_verify)
 
     p = sub.add_parser("export", help="a deployable audio encoder with its fbank front end")

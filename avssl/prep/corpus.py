@@ -12,6 +12,10 @@ file, and writes plain tables that later stages read instead of walking the corp
 Problems with single files are reported and skipped; problems that make the output meaningless (no
 corpus, a malformed trial line, a trial list none of whose trials can be scored) raise DataError.
 Outputs are sorted and written atomically, so a re-run on the same input rewrites identical files.
+
+Probing (the slow half) and writing (the fast half) meet in a :class:`CorpusProbe`, so that the probing
+can also run in slices on many machines and be merged (``--shard`` / ``--merge``, in
+:mod:`avssl.prep.corpus_parts`) into exactly the files one run writes.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ import os
 import re
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from avssl.data.manifest import Utterance, write_manifest
 from avssl.errors import DataError
+from avssl.prep.parallel import WorkShard
 from avssl.prep.scan import (
     MEDIA_DIRS,
     SOUNDFILE_SUFFIXES,
@@ -35,6 +41,7 @@ from avssl.prep.scan import (
     MediaFile,
     Skipped,
     SplitScan,
+    in_shard,
     probe_files,
     scan_split,
     walk_files,
@@ -47,10 +54,33 @@ log = logging.getLogger(__name__)
 SPLITS = ("dev", "test")
 VIDEO_WITHOUT_AUDIO = "video_without_audio"
 EXAMPLES = 5  # examples per reason in the report; OUT/skipped.tsv lists them all
+AUGMENT_DEPTH = {"noise": 2, "rir": 1}  # folders below augment/<name>/ a file needs (noise: its category)
 LAYOUT = (
     "expected ROOT/dev and/or ROOT/test, each with wav/<speaker>/<session>/<utt>.wav (or aac/.../*.m4a) "
     "and optionally mp4/<speaker>/<session>/<utt>.mp4, plus optional ROOT/trials/*.txt and ROOT/augment/"
 )
+
+
+@dataclass
+class AugmentScan:
+    """The probed recordings of one augmentation list (noise or rir) and the files left out of it."""
+
+    found: list[Media] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+@dataclass
+class CorpusProbe:
+    """Everything probing found, per split and augmentation list, with the seconds each took.
+
+    It is the boundary between the slow half of preparation (opening every file) and the fast half
+    (joining, validating trials, writing): a whole run passes it straight on, sliced runs save it in
+    parts and ``--merge`` rebuilds it from them (:mod:`avssl.prep.corpus_parts`).
+    """
+
+    splits: dict[str, SplitScan] = field(default_factory=dict)
+    augment: dict[str, AugmentScan] = field(default_factory=dict)
+    timing: dict[str, float] = field(default_factory=dict)
 
 
 def prepare_corpus(
@@ -67,7 +97,54 @@ def prepare_corpus(
     """
     started = time.perf_counter()
     root, out = Path(root).resolve(), Path(out_dir).resolve()
-    splits = _find_splits(root, out)
+    splits = find_splits(root, out)
+    probed = probe_corpus(root, splits, augment_lists(root), expected_sample_rate, workers, progress)
+    return write_prepared(root, out, probed, expected_sample_rate, started)
+
+
+def probe_corpus(
+    root: Path,
+    splits: list[str],
+    augment: list[str],
+    expected_sample_rate: int,
+    workers: int | None,
+    progress: bool,
+    shard: WorkShard | None = None,
+) -> CorpusProbe:
+    """Probe the media of ``splits`` and the ``augment`` lists of ``root`` (only ``shard``'s slice, if given)."""
+    shard = shard or WorkShard()
+    probed = CorpusProbe()
+    for split in splits:
+        tick = time.perf_counter()
+        probed.splits[split] = scan_split(root / split, expected_sample_rate, workers, progress, shard)
+        probed.timing[split] = round(time.perf_counter() - tick, 3)
+    if augment:
+        tick = time.perf_counter()
+        for name in augment:
+            files, skipped = in_shard(
+                shard, *_find_augment_audio(root / "augment" / name, AUGMENT_DEPTH[name])
+            )
+            scan = AugmentScan(skipped=skipped)
+            for result in probe_files(files, expected_sample_rate, workers, progress, desc=name):
+                (scan.skipped if isinstance(result, Skipped) else scan.found).append(result)
+            probed.augment[name] = scan
+        probed.timing["augment"] = round(time.perf_counter() - tick, 3)
+    return probed
+
+
+def write_prepared(
+    root: Path,
+    out: Path,
+    probed: CorpusProbe,
+    expected_sample_rate: int,
+    started: float,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Join, validate and write every output of ``probed``; return the report (``extra`` keys added).
+
+    Everything here depends only on ``probed`` and the trial lists, never on how probing was split, so
+    a merge of slices writes the same bytes as a whole run.
+    """
     report: dict[str, Any] = {
         "root": str(root),
         "out_dir": str(out),
@@ -76,42 +153,34 @@ def prepare_corpus(
         "trials": {},
         "augment": {},
     }
-    timing: dict[str, float] = {}
+    timing = dict(probed.timing)
     skipped_rows: list[tuple[str, Skipped]] = []
-    scans: dict[str, SplitScan] = {}
-    for split in splits:
-        tick = time.perf_counter()
-        scan = scan_split(root / split, expected_sample_rate, workers=workers, progress=progress)
+    for split, scan in probed.splits.items():
         utterances, orphans = join_media(scan)
         write_manifest(out / "manifests" / f"{split}.tsv", utterances)
         skipped = sorted(scan.skipped + orphans, key=lambda skip: (skip.path, skip.reason))
         report["splits"][split] = _split_report(scan, utterances, skipped)
         skipped_rows += [(split, skip) for skip in skipped]
-        scans[split] = scan
-        timing[split] = round(time.perf_counter() - tick, 3)
 
     tick = time.perf_counter()
-    report["trials"] = _copy_trials(root / "trials", out / "trials", root / "test", scans.get("test"))
+    report["trials"] = _copy_trials(root / "trials", out / "trials", root / "test", probed.splits.get("test"))
     timing["trials"] = round(time.perf_counter() - tick, 3)
 
-    if (root / "augment").is_dir():
-        tick = time.perf_counter()
-        report["augment"], augment_skipped = _prepare_augment(
-            root / "augment", out / "augment", expected_sample_rate, workers, progress
-        )
-        skipped_rows += [("augment", skip) for skip in augment_skipped]
-        timing["augment"] = round(time.perf_counter() - tick, 3)
+    for name, scan in probed.augment.items():
+        report["augment"][name], skipped = _write_augment(out / "augment" / f"{name}.tsv", name, scan)
+        skipped_rows += [("augment", skip) for skip in skipped]
 
     _write_skipped(out / "skipped.tsv", skipped_rows)
     report["problems"] = len(skipped_rows) + sum(entry["dropped"] for entry in report["trials"].values())
     timing["total"] = round(time.perf_counter() - started, 3)
     report["timing_s"] = timing
+    report |= extra or {}
     atomic_write_json(out / "prepare_report.json", report)
     _log_summary(report)
     return report
 
 
-def _find_splits(root: Path, out: Path) -> list[str]:
+def find_splits(root: Path, out: Path) -> list[str]:
     """The split folders present; refuse a layout that would produce nothing or overwrite the corpus."""
     if not root.is_dir():
         raise DataError(f"corpus root {root} does not exist or is not a folder; {LAYOUT}")
@@ -126,6 +195,11 @@ def _find_splits(root: Path, out: Path) -> list[str]:
         if not any((root / split / folder).is_dir() for folder in MEDIA_DIRS):
             raise DataError(f"split folder {root / split} has no wav/, aac/ or mp4/ folder; {LAYOUT}")
     return splits
+
+
+def augment_lists(root: Path) -> list[str]:
+    """The augmentation lists ``root`` provides: ``noise`` and/or ``rir``, by their folders under augment/."""
+    return [name for name in AUGMENT_DEPTH if (root / "augment" / name).is_dir()]
 
 
 def join_media(scan: SplitScan) -> tuple[list[Utterance], list[Skipped]]:
@@ -225,33 +299,20 @@ def _copy_trials(trial_dir: Path, out_dir: Path, test_dir: Path, test: SplitScan
     return report
 
 
-def _prepare_augment(
-    augment_dir: Path, out_dir: Path, expected_sample_rate: int, workers: int | None, progress: bool
-) -> tuple[dict[str, Any], list[Skipped]]:
-    """List noise (with its category, the first sub-folder) and room impulse responses, probed like speech."""
-    report: dict[str, Any] = {}
-    all_skipped: list[Skipped] = []
-    for name, min_depth in (("noise", 2), ("rir", 1)):
-        folder = augment_dir / name
-        if not folder.is_dir():
-            continue
-        files, skipped = _find_augment_audio(folder, min_depth)
-        found: list[Media] = []
-        for result in probe_files(files, expected_sample_rate, workers=workers, progress=progress, desc=name):
-            (skipped if isinstance(result, Skipped) else found).append(result)
-        skipped.sort(key=lambda skip: (skip.path, skip.reason))
-        found.sort(key=lambda media: media.path)
-        with_category = name == "noise"
-        lines = ["path\tduration\tsample_rate" + ("\tcategory" if with_category else "")]
-        for media in found:
-            category = f"\t{_category(media)}" if with_category else ""
-            lines.append(f"{media.path}\t{media.duration!r}\t{media.sample_rate}{category}")
-        atomic_write_text(out_dir / f"{name}.tsv", "\n".join(lines) + "\n")
-        report[name] = {"files": len(found), "skipped": _summarise(skipped)}
-        if with_category:
-            report[name]["categories"] = dict(sorted(Counter(map(_category, found)).items()))
-        all_skipped += skipped
-    return report, all_skipped
+def _write_augment(path: Path, name: str, scan: AugmentScan) -> tuple[dict[str, Any], list[Skipped]]:
+    """Write one list sorted by path (noise with its category, the first sub-folder); return its report."""
+    skipped = sorted(scan.skipped, key=lambda skip: (skip.path, skip.reason))
+    found = sorted(scan.found, key=lambda media: media.path)
+    with_category = name == "noise"
+    lines = ["path\tduration\tsample_rate" + ("\tcategory" if with_category else "")]
+    for media in found:
+        category = f"\t{_category(media)}" if with_category else ""
+        lines.append(f"{media.path}\t{media.duration!r}\t{media.sample_rate}{category}")
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    report: dict[str, Any] = {"files": len(found), "skipped": _summarise(skipped)}
+    if with_category:
+        report["categories"] = dict(sorted(Counter(map(_category, found)).items()))
+    return report, skipped
 
 
 def _category(media: Media) -> str:

@@ -20,6 +20,8 @@ import av
 import soundfile
 from tqdm import tqdm
 
+from avssl.prep.parallel import WorkShard
+
 # Media folders of a split and the file suffixes each may hold.
 MEDIA_DIRS: dict[str, tuple[str, tuple[str, ...]]] = {
     "wav": ("audio", (".wav", ".flac")),
@@ -91,9 +93,14 @@ def scan_split(
     expected_sample_rate: int = 16000,
     workers: int | None = None,
     progress: bool = False,
+    shard: WorkShard | None = None,
 ) -> SplitScan:
-    """Find and probe every media file of a split; the result is sorted and independent of ``workers``."""
-    files, skipped = find_split_media(split_dir)
+    """Find and probe every media file of a split; the result is sorted and independent of ``workers``.
+
+    With a ``shard``, only the files of its slice are probed (see :func:`in_shard`): the result is then the
+    whole split's scan restricted to that slice, so the scans of all slices combine by plain union.
+    """
+    files, skipped = in_shard(shard or WorkShard(), *find_split_media(split_dir))
     scan = SplitScan(skipped=skipped)
     desc = f"probe {Path(split_dir).name}"
     for result in probe_files(files, expected_sample_rate, workers=workers, progress=progress, desc=desc):
@@ -131,6 +138,19 @@ def find_split_media(split_dir: str | os.PathLike) -> tuple[list[MediaFile], lis
                 continue
             files.append(MediaFile(key="/".join(parts), path=str(path), kind=kind))
     return files, skipped
+
+
+def in_shard(
+    shard: WorkShard, files: list[MediaFile], skipped: list[Skipped]
+) -> tuple[list[MediaFile], list[Skipped]]:
+    """The files and listing skips that belong to ``shard``.
+
+    Files go by utterance key, so the audio, the video and any duplicate of one key land in one slice,
+    which can then join them and keep the first duplicate exactly as a whole run does. A file skipped
+    while listing has no key and goes by its path.
+    """
+    owned = [file for file in files if shard.owns(file.key)]
+    return owned, [skip for skip in skipped if shard.owns(skip.key or skip.path)]
 
 
 def _has_space(text: str) -> bool:
