@@ -42,7 +42,7 @@ def test_threshold_from_a_dev_list_and_the_cli(encoder_file: Path, tiny_corpus: 
                                                capsys) -> None:
     trials = tiny_corpus / "trials" / "synth-O.txt"
     verifier = avssl.Verifier.load(encoder_file)
-    threshold = verifier.calibrate(trials, tiny_corpus / "test" / "wav")
+    threshold = verifier.calibrate(trials, tiny_corpus / "test" / "wav")["audio"]
     assert -1.0 <= threshold <= 1.0
     enrol, test = trials.read_text().split("\n")[0].split()[1:]
     decision = verifier.verify(tiny_corpus / "test" / "wav" / enrol, tiny_corpus / "test" / "wav" / test)
@@ -50,10 +50,11 @@ def test_threshold_from_a_dev_list_and_the_cli(encoder_file: Path, tiny_corpus: 
 
     dev = tmp_path / "dev.npz"
     save_embeddings(dev, ["a", "b"], np.ones((2, 8), dtype=np.float32))
-    argv = ["verify", str(encoder_file), str(tiny_corpus / "test" / "wav" / enrol), str(tiny_corpus / "test" / "wav" / test),
-            "--train-embeddings", str(dev), "--dev-trials", str(trials), "--dev-root", str(tiny_corpus / "test" / "wav")]
+    argv = ["verify", str(tiny_corpus / "test" / "wav" / enrol), str(tiny_corpus / "test" / "wav" / test),
+            "--encoder", str(encoder_file), "--train-embeddings", str(dev), "--dev-trials", str(trials),
+            "--dev-root", str(tiny_corpus / "test" / "wav")]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "threshold" in out and "score" in out
-    assert main(["verify", str(tmp_path / "missing.pt"), "a.wav", "b.wav"]) == 2
+    assert main(["verify", "a.wav", "b.wav", "--encoder", str(tmp_path / "missing.pt")]) == 2
     assert "encoder file not found" in capsys.readouterr().err

@@ -158,6 +158,20 @@ def load_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
         raise DataError(f"{path} is not a readable embedding file ({err}); run `avssl extract` again") from err
 
 
+def load_mean_embedding(path: str | Path, dim: int) -> np.ndarray:
+    """The mean of an embedding file's rows (float64), checked to have the encoder's dimension ``dim``.
+
+    A file extracted with another encoder would otherwise fail later as an opaque shape error.
+    """
+    embeddings = load_embeddings(path)[1]
+    if embeddings.ndim != 2 or embeddings.shape[0] == 0 or embeddings.shape[1] != dim:
+        raise DataError(
+            f"{path}: embeddings of shape {embeddings.shape}, but the encoder gives dimension {dim}; "
+            "extract them with this encoder"
+        )
+    return np.asarray(embeddings, dtype=np.float64).mean(axis=0)
+
+
 def load_embedding_meta(path: str | Path) -> dict[str, Any]:
     """The metadata stored with an embedding file (``{}`` when it has none); DataError if unreadable."""
     try:

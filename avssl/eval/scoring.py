@@ -25,6 +25,14 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(norms, np.finfo(matrix.dtype).tiny)
 
 
+def centred_unit(embedding: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
+    """One embedding as :func:`cosine_scores` treats table rows: ``mean`` subtracted, then unit length."""
+    vector = np.asarray(embedding, dtype=np.float64)
+    if mean is not None:
+        vector = vector - mean
+    return unit_rows(vector[None])[0]
+
+
 def _row_index(trials: TrialList, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Embedding row of each trial's enrol and test utterance; DataError lists any that are missing."""
     row = {key: i for i, key in enumerate(keys)}
