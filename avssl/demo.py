@@ -70,7 +70,7 @@ PROFILES = {
     "full": DemoProfile(
         "demo",
         dino_overrides=(),
-        continue_overrides=("optim.epochs=10", "optim.warmup_epochs=1"),
+        continue_overrides=("optim.epochs=6", "optim.warmup_epochs=1"),
         ca_overrides=("cluster_aware.enabled=true", "cluster_aware.n_clusters=[64]"),
         pseudo_overrides=(),
     ),

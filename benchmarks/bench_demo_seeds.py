@@ -23,6 +23,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out-dir", default="runs/seeds")
     parser.add_argument("--quick", action="store_true", help="tiny corpus, 2 epochs (smoke test of the script)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per training process (1 on a machine shared with other jobs)")
     args = parser.parse_args()
 
     reports = {}
@@ -32,8 +34,8 @@ def main() -> None:
         if done.is_file():
             reports[seed] = json.loads(done.read_text())
         else:
-            reports[seed] = run_demo(folder, seed=seed, profile="quick" if args.quick else "full",
-                                     overrides=("run.progress=false",))
+            overrides = ("run.progress=false", *((f"run.threads={args.threads}",) if args.threads else ()))
+            reports[seed] = run_demo(folder, seed=seed, profile="quick" if args.quick else "full", overrides=overrides)
     first = reports[args.seeds[0]]
     systems, lists = list(first["results"]), first["trial_lists"]
     header = ["system", *(f"{name} EER% seed {s}" for name in lists for s in args.seeds), *(f"{n} median" for n in lists)]
@@ -47,6 +49,12 @@ def main() -> None:
             cells += [f"{v:.2f}" for v in values]
             medians.append(float(np.median(values)))
         cells += [f"{m:.2f}" for m in medians]
+        print("| " + " | ".join(cells) + " |")
+    print("\n| clustering (diagnostic only) | round | " + " | ".join(f"NMI seed {s}" for s in args.seeds) + " | median |")
+    print("|---|---|" + "---|" * (len(args.seeds) + 1))
+    for k, row in enumerate(first.get("clusterings", [])):
+        values = [reports[s]["clusterings"][k]["nmi"] for s in args.seeds]
+        cells = [row["stage"], str(row["round"]), *(f"{v:.3f}" for v in values), f"{float(np.median(values)):.3f}"]
         print("| " + " | ".join(cells) + " |")
     seconds = [reports[s]["timings_s"]["total"] for s in args.seeds]
     print(f"\nwall time per seed (s): {', '.join(f'{t:.0f}' for t in seconds)}")

@@ -32,6 +32,26 @@ def tiny_prepared(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -
     return out
 
 
+@pytest.fixture(scope="session")
+def encoder_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small ECAPA encoder file with non-trivial batch-norm statistics (eval mode differs from identity)."""
+    import torch
+
+    from avssl.config import EncoderConfig, FeatureConfig
+    from avssl.models import build_encoder
+    from avssl.train.encoder_file import save_encoder
+
+    torch.manual_seed(0)
+    config = EncoderConfig(channels=16, embedding_dim=8)
+    encoder = build_encoder(config, 80)
+    with torch.no_grad():
+        for module in encoder.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    return save_encoder(tmp_path_factory.mktemp("enc") / "encoder.pt", encoder, config, FeatureConfig(), 16000)
+
+
 def tiny_dino_overrides(prepared: Path, output_dir: Path) -> list[str]:
     """A DINO config small enough to train for a few steps in seconds on one CPU core."""
     return [

@@ -9,15 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from avssl.config import EncoderConfig, FeatureConfig
 from avssl.errors import AvsslError, ConfigError, DataError
 from avssl.eval.asnorm import asnorm_scores, cluster_mean_cohort
 from avssl.eval.report_plots import plot_det, plot_score_histograms
 from avssl.eval.trials import TrialList
 from avssl.export import export_onnx, export_torchscript
 from avssl.features import Fbank
-from avssl.models import build_encoder
-from avssl.train.encoder_file import save_encoder
 
 
 def _trials(pairs: list[tuple[int, str, str]]) -> TrialList:
@@ -111,20 +108,6 @@ def test_plots_write_png(tmp_path: Path) -> None:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert path.stat().st_size > 1000
 
-
-@pytest.fixture(scope="module")
-def encoder_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    config = EncoderConfig(channels=16, embedding_dim=8)
-    encoder = build_encoder(config, 80)
-    with torch.no_grad():  # non-trivial batch-norm statistics, so eval mode differs from identity
-        for module in encoder.modules():
-            if isinstance(module, torch.nn.BatchNorm1d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-    return save_encoder(
-        tmp_path_factory.mktemp("enc") / "encoder.safetensors", encoder, config, FeatureConfig(), 16000
-    )
 
 
 def test_torchscript_export_matches_pytorch(encoder_file: Path, tmp_path: Path) -> None:

@@ -9,25 +9,11 @@ import pytest
 import torch
 
 from avssl.cli import main
-from avssl.config import EncoderConfig, FeatureConfig
-from avssl.models import build_encoder
 from avssl.models.waveform import WaveformEncoder
-from avssl.train.encoder_file import load_encoder, save_encoder
+from avssl.train.encoder_file import load_encoder
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="the `export` extra (onnx, onnxscript, onnxruntime)")
 
-
-@pytest.fixture(scope="module")
-def encoder_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    config = EncoderConfig(channels=16, embedding_dim=8)
-    encoder = build_encoder(config, 80)
-    with torch.no_grad():  # non-trivial batch-norm statistics, so eval mode differs from identity
-        for module in encoder.modules():
-            if isinstance(module, torch.nn.BatchNorm1d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-    return save_encoder(tmp_path_factory.mktemp("enc") / "encoder.pt", encoder, config, FeatureConfig(), 16000)
 
 
 def test_onnxruntime_matches_pytorch_at_two_lengths(encoder_file: Path, tmp_path: Path, capsys) -> None:

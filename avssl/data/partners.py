@@ -24,3 +24,19 @@ class ClusterPartners:
         members = self._members[self._cluster_of[index].item()]
         others = members[members != index]
         return int(others[rng.integers(len(others))]) if len(others) else index
+
+
+def views_partners(
+    labels: np.ndarray, n_items: int, num_global: int, num_local: int, global_from_partner: int, local_from_partner: int
+) -> ClusterPartners:
+    """Check a multi-crop dataset's cluster labels and partner-crop split, and build its partners.
+
+    The anchor utterance must keep at least one global crop (it is what the sample stands for), and a
+    view cannot take more local crops from the partner than it has.
+    """
+    labels = np.asarray(labels)
+    if labels.shape != (n_items,):
+        raise ValueError(f"{labels.shape[0] if labels.ndim else 0} cluster labels for {n_items} utterances")
+    if not (0 <= global_from_partner < num_global and 0 <= local_from_partner <= num_local):
+        raise ValueError("the anchor utterance must keep at least one global crop")
+    return ClusterPartners(labels)

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from avssl.config import CropConfig
 from avssl.data.audio import load_audio, random_crop
 from avssl.data.manifest import Utterance
-from avssl.data.partners import ClusterPartners
+from avssl.data.partners import ClusterPartners, views_partners
 
 
 class AudioMultiCropDataset(Dataset):
@@ -68,12 +68,8 @@ class AudioMultiCropDataset(Dataset):
         if labels is None:
             self._partners = None
             return
-        labels = np.asarray(labels)
-        if labels.shape != (len(self),):
-            raise ValueError(f"{labels.shape[0]} cluster labels for {len(self)} utterances")
-        if not (0 <= global_from_partner < self.crops.num_global and 0 <= local_from_partner <= self.crops.num_local):
-            raise ValueError("the anchor utterance must keep at least one global crop")
-        self._partners = ClusterPartners(labels)
+        self._partners = views_partners(labels, len(self), self.crops.num_global, self.crops.num_local,
+                                        global_from_partner, local_from_partner)
         self.global_from_partner = global_from_partner
         self.local_from_partner = local_from_partner
 
@@ -90,8 +86,15 @@ class AudioMultiCropDataset(Dataset):
         return load_audio(self.utterances[index].audio, self.sample_rate)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        return self.views_of(index, self.waveform(index))
+
+    def views_of(self, index: int, anchor: np.ndarray) -> dict[str, torch.Tensor | int]:
+        """Item ``index`` cut from ``anchor``, its audio however it was read (file, cache or training shard).
+
+        The crops depend only on (seed, epoch, index) and the audio, not on the order items are read in,
+        which is what lets :class:`avssl.data.shard_views.ShardMultiCropDataset` stream the same views.
+        """
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        anchor = self.waveform(index)
         partner_index = self.partner_of(index, rng)
         partner = anchor if partner_index == index else self.waveform(partner_index)
         n_global, n_local = self.crops.num_global, self.crops.num_local

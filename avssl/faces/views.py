@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from avssl.data.manifest import Utterance
-from avssl.data.partners import ClusterPartners
+from avssl.data.partners import ClusterPartners, views_partners
 from avssl.errors import ConfigError, DataError
 from avssl.faces.augment import FaceAugment, FaceAugmentConfig
 from avssl.faces.sources import FaceSource
@@ -114,15 +114,8 @@ class FaceMultiCropDataset(Dataset):
         if labels is None:
             self._partners = None
             return
-        labels = np.asarray(labels)
-        if labels.shape != (len(self),):
-            raise ValueError(f"{labels.shape[0]} cluster labels for {len(self)} utterances with faces")
-        if not (
-            0 <= global_from_partner < self.crops.num_global
-            and 0 <= local_from_partner <= self.crops.num_local
-        ):
-            raise ValueError("the anchor utterance must keep at least one global crop")
-        self._partners = ClusterPartners(labels)
+        self._partners = views_partners(labels, len(self), self.crops.num_global, self.crops.num_local,
+                                        global_from_partner, local_from_partner)
         self.global_from_partner = global_from_partner
         self.local_from_partner = local_from_partner
 
