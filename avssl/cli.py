@@ -296,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    # faiss reports at INFO which CPU build it fell back to: noise in every clustering command's output.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     try:
         args.func(args)
     except AvsslError as err:
