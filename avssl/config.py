@@ -37,6 +37,10 @@ class DataConfig:
     # Where augmentation + fbank run: "device" (the training device; workers only read and crop),
     # "workers" (the data-loader workers, on CPU), or "auto" (device on a GPU, workers otherwise).
     featurise_in: str = "auto"
+    # Shard index (OUT/shards.tsv) written by `avssl shards` from train_manifest: audio streamed from
+    # shards read front to back; null reads the manifest's files at random. cache_audio does not apply.
+    shards: str | None = None
+    shard_buffer: int = 1000  # utterances in each loader stream's shuffle buffer (decoded audio in RAM)
 
 
 @dataclass
@@ -255,6 +259,19 @@ class DinoTrainConfig:
             (self.data.sample_rate > 0, "data.sample_rate", "must be positive"),
             (self.data.num_workers >= 0, "data.num_workers", "must be >= 0"),
             (self.data.featurise_in in ("auto", "device", "workers"), "data.featurise_in", "must be auto, device or workers"),
+            (self.data.shard_buffer >= 1, "data.shard_buffer", "must be >= 1"),
+            (
+                not (self.data.shards and self.modality == "face"),
+                "data.shards",
+                "holds audio only and cannot be used with modality=face; set data.shards=null",
+            ),
+            (
+                not (self.data.shards and self.cluster_aware.enabled),
+                "data.shards",
+                "cannot be used with cluster_aware.enabled=true: cluster-aware DINO cuts crops from a partner "
+                "utterance drawn at random from its cluster, which a sequential stream of shards cannot serve; "
+                "set data.shards=null to read the manifest's files",
+            ),
             (self.crops.num_global >= 2, "crops.num_global", "DINO needs at least 2 global crops"),
             (self.crops.num_local >= 0, "crops.num_local", "must be >= 0"),
             (self.crops.global_seconds > 0, "crops.global_seconds", "must be positive"),
@@ -449,6 +466,7 @@ class PseudoTrainConfig:
             (self.data.sample_rate > 0, "data.sample_rate", "must be positive"),
             (self.data.num_workers >= 0, "data.num_workers", "must be >= 0"),
             (self.data.featurise_in in ("auto", "device", "workers"), "data.featurise_in", "must be auto, device or workers"),
+            (self.data.shard_buffer >= 1, "data.shard_buffer", "must be >= 1"),
             (0.0 <= self.augment.prob <= 1.0, "augment.prob", "must be within [0, 1]"),
             (self.labels.source in ("kmeans", "true_speakers"), "labels.source", "must be kmeans or true_speakers"),
             (self.labels.n_clusters >= 2, "labels.n_clusters", "must be >= 2"),

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import default_collate
 
 from avssl.data.augment import WaveAugment
+from avssl.data.shard_views import ShardMultiCropDataset
 from avssl.data.views import AudioMultiCropDataset
 from avssl.features import Fbank
 
@@ -44,7 +45,13 @@ class FeaturiseInWorkers:
     along too (``global_clean_feats``; stage II's label correction predicts from them).
     """
 
-    def __init__(self, dataset: AudioMultiCropDataset, featuriser: CropFeaturiser, seed: int, clean: bool = False) -> None:
+    def __init__(
+        self,
+        dataset: AudioMultiCropDataset | ShardMultiCropDataset,
+        featuriser: CropFeaturiser,
+        seed: int,
+        clean: bool = False,
+    ) -> None:
         self.dataset = dataset
         self.featuriser = featuriser
         self.seed = seed

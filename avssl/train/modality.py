@@ -4,7 +4,7 @@ DINO itself (head, loss, centring, teacher momentum, schedules, checkpoints, clu
 not care whether the crops are speech or faces; only five things do, and they live here so that
 :func:`avssl.train.stage_dino.train_dino` stays one loop for both:
 
-* the multi-crop **dataset** (and the data loader's collate function),
+* the multi-crop **dataset** (and the data loader's collate function); audio can stream from shards,
 * the **features** of a batch, crop-major, on the training device,
 * the **encoder** built from the config (its embedding size sizes the DINO head),
 * the **embedding** of whole, clean utterances for clustering rounds,
@@ -32,6 +32,8 @@ from avssl.config import DinoTrainConfig, FaceConfig, FaceFramesConfig
 from avssl.data.augment import WaveAugment, load_augment_sources
 from avssl.data.featurise import CropFeaturiser, FeaturiseInWorkers
 from avssl.data.manifest import Utterance
+from avssl.data.shard_views import ShardMultiCropDataset
+from avssl.data.training_data import audio_views
 from avssl.data.views import AudioMultiCropDataset
 from avssl.eval.extract import embed_utterances, encoder_embedder
 from avssl.faces.augment import FaceAugmentConfig
@@ -53,7 +55,7 @@ Batch = dict[str, Any]
 class Modality(Protocol):
     """The modality-specific half of stage I (see the module docstring)."""
 
-    dataset: AudioMultiCropDataset | FaceMultiCropDataset
+    dataset: AudioMultiCropDataset | ShardMultiCropDataset | FaceMultiCropDataset
     collate_fn: Callable[[list[dict]], Batch] | None
     num_global: int
     num_local: int
@@ -83,21 +85,27 @@ class Modality(Protocol):
         ...
 
 
-def build_modality(config: DinoTrainConfig, utterances: Sequence[Utterance], device: torch.device) -> Modality:
-    """The modality ``config.modality`` names, with its dataset built from ``utterances``."""
+def build_modality(
+    config: DinoTrainConfig, utterances: Sequence[Utterance], device: torch.device, rank: int, world_size: int
+) -> Modality:
+    """The modality ``config.modality`` names, with its dataset built from ``utterances``.
+
+    ``rank`` of ``world_size`` processes decides which shards this process streams (``data.shards``).
+    """
     if config.modality == "face":
         return FaceModality(config, utterances)
-    return AudioModality(config, utterances, device)
+    return AudioModality(config, utterances, device, rank, world_size)
 
 
 class AudioModality:
     """Waveform crops; reverb / noise and fbank on the device or in the loader workers (data.featurise_in)."""
 
-    def __init__(self, config: DinoTrainConfig, utterances: Sequence[Utterance], device: torch.device) -> None:
+    def __init__(
+        self, config: DinoTrainConfig, utterances: Sequence[Utterance], device: torch.device, rank: int, world_size: int
+    ) -> None:
         self.config = config
         sample_rate = config.data.sample_rate
-        self.dataset = AudioMultiCropDataset(utterances, config.crops, sample_rate, config.run.seed,
-                                             config.data.cache_audio)
+        self.dataset = audio_views(config.data, utterances, config.crops, config.run.seed, rank, world_size)
         sources = load_augment_sources(config.data.noise_list, config.data.rir_list, sample_rate)
         in_workers = config.data.featurise_in == "workers" or (
             config.data.featurise_in == "auto" and device.type != "cuda"

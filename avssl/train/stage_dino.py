@@ -25,13 +25,12 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from avssl.config import DinoTrainConfig, as_dict, save_config
 from avssl.data.featurise import keyed_generator
 from avssl.data.manifest import read_manifest
-from avssl.data.samplers import EpochShardSampler
+from avssl.data.training_data import epoch_batches
 from avssl.errors import AvsslError, ConfigError
 from avssl.models.dino_head import DinoHead, EncoderWithHead
 from avssl.ssl.dino import DinoLoss, cosine_schedule, ema_update, teacher_temperature_schedule
@@ -82,32 +81,20 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / "config.yaml")
 
-    # ---- data: each rank reads and crops its share; the modality decides where augmentation runs ----
+    # ---- data: each rank reads (files or shards) and crops its share; the modality places augmentation ----
     device = accelerator.device
-    modality = build_modality(config, read_manifest(config.data.train_manifest), device)
+    modality = build_modality(config, read_manifest(config.data.train_manifest), device,
+                              accelerator.process_index, accelerator.num_processes)
     dataset = modality.dataset
     report = modality.data_report()
     if report is not None and accelerator.is_main_process:
         atomic_write_json(out / DATA_REPORT, report)
     global_batch = config.optim.batch_size * accelerator.num_processes
-    steps_per_epoch = config.optim.steps_per_epoch or max(len(dataset) // global_batch, 1)
-    sampler = EpochShardSampler(
-        len(dataset),
-        steps_per_epoch * config.optim.batch_size,
-        accelerator.num_processes,
-        accelerator.process_index,
-        config.run.seed,
+    batches = epoch_batches(
+        dataset, config.optim.batch_size, config.optim.steps_per_epoch, config.data.num_workers, modality.collate_fn,
+        config.run.seed, accelerator.process_index, accelerator.num_processes, config.optim.epochs,
     )
-    loader = DataLoader(
-        dataset,
-        batch_size=config.optim.batch_size,
-        sampler=sampler,
-        num_workers=config.data.num_workers,
-        collate_fn=modality.collate_fn,
-        drop_last=True,
-        # Workers are re-forked every epoch so that they see the dataset's new epoch (new crops).
-        persistent_workers=False,
-    )
+    steps_per_epoch = batches.steps_per_epoch
 
     # ---- models: the teacher starts as a copy of the student and never receives gradients ----
     student = EncoderWithHead(modality.build_encoder(), DinoHead(modality.embedding_dim, config.dino))
@@ -191,12 +178,11 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
                 scalars.write(epoch * steps_per_epoch, {
                     "clusters/nmi_diagnostic": diagnostics["nmi"], "clusters/purity_diagnostic": diagnostics["purity"],
                 })
-        dataset.set_epoch(epoch)
-        sampler.set_epoch(epoch)
+        batches.set_epoch(epoch)
         student.train()
         teacher.train()
         bar = tqdm(
-            loader,
+            batches,
             desc=f"DINO epoch {epoch + 1}/{epochs}",
             disable=not (config.run.progress and accelerator.is_main_process),
             leave=False,

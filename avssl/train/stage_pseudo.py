@@ -27,15 +27,13 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from avssl.config import CropConfig, PseudoTrainConfig, as_dict, save_config
 from avssl.data.augment import WaveAugment, load_augment_sources
 from avssl.data.featurise import CropFeaturiser, FeaturiseInWorkers, keyed_generator
 from avssl.data.manifest import Utterance, read_manifest
-from avssl.data.samplers import EpochShardSampler
-from avssl.data.views import AudioMultiCropDataset
+from avssl.data.training_data import audio_views, epoch_batches
 from avssl.errors import DataError
 from avssl.features import Fbank
 from avssl.models import build_encoder
@@ -99,13 +97,8 @@ def train_pseudo_labels(
     utterances = read_manifest(config.data.train_manifest)
     truth = _diagnostic_truth(utterances)
     segment = CropConfig(num_global=1, global_seconds=config.segment_seconds, num_local=0)
-    dataset = AudioMultiCropDataset(utterances, segment, sample_rate, config.run.seed, config.data.cache_audio)
-    global_batch = config.optim.batch_size * accelerator.num_processes
-    steps_per_epoch = config.optim.steps_per_epoch or max(len(dataset) // global_batch, 1)
-    sampler = EpochShardSampler(
-        len(dataset), steps_per_epoch * config.optim.batch_size, accelerator.num_processes,
-        accelerator.process_index, config.run.seed,
-    )
+    dataset = audio_views(config.data, utterances, segment, config.run.seed, accelerator.process_index,
+                          accelerator.num_processes)
     device = accelerator.device
     sources = load_augment_sources(config.data.noise_list, config.data.rir_list, sample_rate)
     in_workers = config.data.featurise_in == "workers" or (config.data.featurise_in == "auto" and device.type != "cuda")
@@ -114,15 +107,12 @@ def train_pseudo_labels(
     featuriser = CropFeaturiser(
         WaveAugment(sources.to(where), config.augment), Fbank(feature_config, sample_rate) if in_workers else fbank, where
     )
-    loader = DataLoader(
-        dataset,
-        batch_size=config.optim.batch_size,
-        sampler=sampler,
-        num_workers=config.data.num_workers,
-        collate_fn=FeaturiseInWorkers(dataset, featuriser, config.run.seed, clean=True) if in_workers else None,
-        drop_last=True,
-        persistent_workers=False,
+    batches = epoch_batches(
+        dataset, config.optim.batch_size, config.optim.steps_per_epoch, config.data.num_workers,
+        FeaturiseInWorkers(dataset, featuriser, config.run.seed, clean=True) if in_workers else None,
+        config.run.seed, accelerator.process_index, accelerator.num_processes, config.rounds.count * config.rounds.epochs,
     )
+    steps_per_epoch = batches.steps_per_epoch
     scalars = ScalarLog(out, accelerator.is_main_process)
     epochs = config.rounds.epochs
     summaries: list[dict] = []
@@ -196,12 +186,11 @@ def train_pseudo_labels(
             gate = gate_for_epoch(epoch, config.gate, config.correction, previous_losses, threshold, config.run.seed)
             threshold = gate.threshold
             global_epoch = round_index * epochs + epoch
-            dataset.set_epoch(global_epoch)
-            sampler.set_epoch(global_epoch)
+            batches.set_epoch(global_epoch)
             model.train()
             tally = _EpochTally()
             bar = tqdm(
-                loader, desc=f"round {round_index + 1}/{config.rounds.count} epoch {epoch + 1}/{epochs}",
+                batches, desc=f"round {round_index + 1}/{config.rounds.count} epoch {epoch + 1}/{epochs}",
                 disable=not (config.run.progress and accelerator.is_main_process), leave=False,
             )
             for step_in_epoch, batch in enumerate(bar):
