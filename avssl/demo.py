@@ -4,7 +4,8 @@ synth (demo size) -> prepare -> baselines -> stage I: DINO, then at equal budget
 cluster-aware DINO -> stage II from CA-DINO: pseudo-label rounds without gate, with a fixed gate, with
 DLG and with DLG-LC, next to the same training on the corpus's TRUE labels (a clearly labelled
 supervised upper bound, the only place the demo trains on identities) -> one table of EER and minDCF
-per system, and one of the clusterings (NMI / purity against the truth, diagnostics only).
+per system, one of the clusterings (NMI / purity against the truth, diagnostics only) and one of what
+each stage-II gate did (how many samples it kept or corrected, and how many kept labels were right).
 
 Every stage writes into its own folder of the run directory; re-running the same command skips what
 is done (the corpus and preparation are idempotent, training resumes from its checkpoints).
@@ -163,6 +164,7 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
     ca_dino = timed("train: CA-DINO", lambda: train_dino(ca, resume=True))
     score_encoder(f"CA-DINO ({budget})", "ca_dino", ca_dino.encoder_path)
     clusterings = [_clustering_row("CA-DINO", path) for path in sorted((out / "ca_dino" / "clusters").glob("*.json"))]
+    gates: list[dict] = []
 
     # ---- stage II from CA-DINO: pseudo-label rounds with each gate, and the true-label reference ----
     for name, (title, variant) in PSEUDO_VARIANTS.items():
@@ -173,14 +175,16 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
         for round_index, encoder_path in enumerate(trained.round_encoders):
             score_encoder(f"{title}, round {round_index + 1}", f"stage2_{name}_round{round_index + 1}", encoder_path)
             if name != "truth":
+                gates.append(_gate_row(name, trained.rounds[round_index]))
                 clusterings.append(_clustering_row(f"stage II {name}", round_dir(trained.output_dir, round_index) / "labels.json",
                                                    round_index + 1))
-    _plot_gate_figure(out / "stage2" / "dlglc", out / "dlg_gate.png")
+    plot_gate_figure(out / "stage2" / "dlglc", out / "dlg_gate.png")
 
     timings["total"] = round(time.perf_counter() - started, 1)
     table = format_table(results, lists)
-    cluster_table = _cluster_table(clusterings)
+    cluster_table = _cluster_table(clusterings) + "\n\n" + _gate_table(gates)
     report = {"profile": profile, "seed": seed, "trial_lists": lists, "results": results, "clusterings": clusterings,
+              "gates": gates,
               "timings_s": timings, "train_utterances": len(dev), "test_utterances": len(test)}
     atomic_write_json(out / "results.json", report)
     atomic_write_text(out / "results.md", _markdown(report, table, cluster_table))
@@ -213,6 +217,38 @@ def _clustering_row(stage: str, report_path: Path, round_number: int | None = No
     }
 
 
+def _gate_row(name: str, summary: dict) -> dict:
+    """What the gate did in one round: epochs with a threshold, and mean fractions over those epochs."""
+    gated = [e for e in summary["epochs"] if e["threshold"] is not None]
+
+    def mean(key: str) -> float | None:
+        values = [e[key] for e in gated if e.get(key) is not None]
+        return sum(values) / len(values) if values else None
+
+    return {
+        "variant": name,
+        "round": summary["round"],
+        "epochs": len(summary["epochs"]),
+        "gated_epochs": len(gated),
+        "kept": mean("fraction_kept"),
+        "corrected": mean("fraction_corrected"),
+        "right_all": summary["epochs"][-1].get("diagnostic_labels_right_all"),
+        "right_kept": mean("diagnostic_labels_right_kept"),
+    }
+
+
+def _gate_table(rows: list[dict]) -> str:
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    lines = ["| stage II gate | round | epochs with a threshold | kept | corrected | right labels: all / kept (diagnostic) |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['variant']} | {row['round']} | {row['gated_epochs']} of {row['epochs']} | {cell(row['kept'])} "
+                     f"| {cell(row['corrected'])} | {cell(row['right_all'])} / {cell(row['right_kept'])} |")
+    return "\n".join(lines)
+
+
 def _cluster_table(rows: list[dict]) -> str:
     lines = ["| clustering (diagnostic only) | round | K | NMI | purity |", "|---|---|---|---|---|"]
     for row in rows:
@@ -222,10 +258,10 @@ def _cluster_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _plot_gate_figure(run_dir: Path, out_png: Path) -> None:
-    """The DLG fit of round 1 (made on epoch e's losses, used in epoch e + 1) over those losses, with
-    the samples split by whether their pseudo-label was right (diagnostic)."""
-    gate_dir = round_dir(run_dir, 0) / "gate"
+def plot_gate_figure(run_dir: Path, out_png: Path, round_index: int = 0) -> None:
+    """The last DLG fit of a round (made on epoch e's losses, used in epoch e + 1) over those losses,
+    with the samples split by whether their pseudo-label was right (diagnostic)."""
+    gate_dir = round_dir(run_dir, round_index) / "gate"
     records = sorted(gate_dir.glob("epoch*.npz"))
     fitted = [(before, after) for before, after in zip(records, records[1:], strict=False) if np.load(after)["means"].size]
     if not fitted:
@@ -233,12 +269,14 @@ def _plot_gate_figure(run_dir: Path, out_png: Path) -> None:
         return
     before, after = fitted[-1]
     losses, fit = np.load(before)["losses"], np.load(after)
-    labels = read_pseudo_labels(round_dir(run_dir, 0) / "labels.tsv")
+    labels = read_pseudo_labels(round_dir(run_dir, round_index) / "labels.tsv")
     keys = list(labels)
     codes = np.array([labels[k] for k in keys])
     right = LabelAudit(codes, [speaker_of_key(k) for k in keys]).is_right(codes, np.arange(len(keys)))
-    plot_loss_gate(losses, float(fit["threshold"]), fit["means"], fit["stds"], fit["weights"], out_png, right,
-                   f"round 1: losses of {before.stem}, mixture fitted on them")
+    threshold = float(fit["threshold"])
+    status = f"threshold {threshold:.2f}" if np.isfinite(threshold) else "degenerate fit: no threshold"
+    plot_loss_gate(losses, threshold, fit["means"], fit["stds"], fit["weights"], out_png, right,
+                   f"round {round_index + 1}, losses of {before.stem} and the mixture fitted on them ({status})")
 
 
 def _markdown(report: dict, table: str, cluster_table: str) -> str:

@@ -21,6 +21,8 @@ def test_quick_demo_end_to_end(tmp_path: Path, capsys) -> None:
     stages = [(row["stage"], row["round"]) for row in report["clusterings"]]
     assert ("CA-DINO", "epoch0000") in stages and ("stage II dlglc", 2) in stages
     assert all(0.0 <= row["nmi"] <= 1.0 for row in report["clusterings"])
+    assert [(row["variant"], row["round"]) for row in report["gates"]][:2] == [("nogate", 1), ("nogate", 2)]
+    assert all(row["gated_epochs"] == 0 for row in report["gates"] if row["variant"] == "nogate")
     for system in report["results"].values():
         assert set(system) == {"synth-O", "synth-H"}
         for metrics in system.values():
