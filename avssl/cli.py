@@ -57,6 +57,11 @@ def _train_pseudo(args: argparse.Namespace) -> None:
         nmi = summary["label_nmi_diagnostic"]
         print(f"round {summary['round']}: {summary['n_classes']} classes"
               + (f" (label NMI {nmi:.3f}, diagnostic only)" if nmi is not None else "") + f"; encoder: {path}")
+        if "cross_modal" in summary:
+            print(f"  {summary['cross_modal']['utterances_without_face']} utterances without a usable face "
+                  "trained audio only")
+    for path in result.round_face_encoders:
+        print(f"face encoder: {path}")
     print(f"trained in {result.seconds:.0f} s")
 
 

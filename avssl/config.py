@@ -344,35 +344,50 @@ class DinoTrainConfig:
                 raise ConfigError(f"config key '{key}' {what} (got {_lookup(self, key)!r})")
 
 
+_FRACTION = "0 < low <= high <= 1 (fractions of the frame's area)"
+
+
+def _interval(bounds: list[float], high: float) -> bool:
+    return len(bounds) == 2 and 0 < bounds[0] <= bounds[1] <= high
+
+
 def _face_checks(face: FaceConfig) -> list[tuple[bool, str, str]]:
     """The face section's range checks (run for every modality: the defaults always pass)."""
-
-    def interval(bounds: list[float], high: float) -> bool:
-        return len(bounds) == 2 and 0 < bounds[0] <= bounds[1] <= high
-
-    augment = face.augment
-    fraction = "0 < low <= high <= 1 (fractions of the frame's area)"
-    checks = [
-        (face.frames.rate > 0, "face.frames.rate", "must be positive (frames per second)"),
-        (face.frames.size >= 8, "face.frames.size", "must be >= 8 pixels"),
-        (0 < face.frames.crop <= 1, "face.frames.crop", "must be within (0, 1] (a fraction of the shorter side)"),
+    return [
+        *_face_frames_checks(face.frames, "face.frames"),
         (face.crops.num_global >= 2, "face.crops.num_global", "DINO needs at least 2 global crops"),
         (face.crops.num_local >= 0, "face.crops.num_local", "must be >= 0"),
         (face.crops.global_size >= 8, "face.crops.global_size", "must be >= 8 pixels"),
         (face.crops.local_size >= 8, "face.crops.local_size", "must be >= 8 pixels"),
-        (interval(face.crops.global_scale, 1.0), "face.crops.global_scale", f"must be [low, high] with {fraction}"),
-        (interval(face.crops.local_scale, 1.0), "face.crops.local_scale", f"must be [low, high] with {fraction}"),
-        (interval(augment.ratio, math.inf), "face.augment.ratio", "must be [low, high] with 0 < low <= high"),
-        (interval(augment.blur_sigma, math.inf), "face.augment.blur_sigma", "must be [low, high] with 0 < low <= high"),
-        (0 <= augment.hue <= 0.5, "face.augment.hue", "must be within [0, 0.5]"),
+        (_interval(face.crops.global_scale, 1.0), "face.crops.global_scale", f"must be [low, high] with {_FRACTION}"),
+        (_interval(face.crops.local_scale, 1.0), "face.crops.local_scale", f"must be [low, high] with {_FRACTION}"),
+        *_face_augment_checks(face.augment, "face.augment"),
         (face.encoder.name in FACE_ENCODERS, "face.encoder.name", f"must be one of {sorted(FACE_ENCODERS)}"),
         (face.encoder.width >= 4, "face.encoder.width", "must be >= 4 channels"),
         (face.encoder.embedding_dim > 0, "face.encoder.embedding_dim", "must be positive"),
     ]
+
+
+def _face_frames_checks(frames: FaceFramesConfig, prefix: str) -> list[tuple[bool, str, str]]:
+    """Checks of a frames section (``face.frames`` in stage I, ``cross_modal.frames`` in stage II)."""
+    return [
+        (frames.rate > 0, f"{prefix}.rate", "must be positive (frames per second)"),
+        (frames.size >= 8, f"{prefix}.size", "must be >= 8 pixels"),
+        (0 < frames.crop <= 1, f"{prefix}.crop", "must be within (0, 1] (a fraction of the shorter side)"),
+    ]
+
+
+def _face_augment_checks(augment: FaceAugmentSettings, prefix: str) -> list[tuple[bool, str, str]]:
+    """Checks of a face augmentation section (``face.augment`` or ``cross_modal.augment``)."""
+    checks = [
+        (_interval(augment.ratio, math.inf), f"{prefix}.ratio", "must be [low, high] with 0 < low <= high"),
+        (_interval(augment.blur_sigma, math.inf), f"{prefix}.blur_sigma", "must be [low, high] with 0 < low <= high"),
+        (0 <= augment.hue <= 0.5, f"{prefix}.hue", "must be within [0, 0.5]"),
+    ]
     for name in ("flip_p", "jitter_p", "blur_p", "grey_p"):
-        checks.append((0 <= getattr(augment, name) <= 1, f"face.augment.{name}", "must be within [0, 1]"))
+        checks.append((0 <= getattr(augment, name) <= 1, f"{prefix}.{name}", "must be within [0, 1]"))
     for name in ("brightness", "contrast", "saturation"):
-        checks.append((getattr(augment, name) >= 0, f"face.augment.{name}", "must be >= 0"))
+        checks.append((getattr(augment, name) >= 0, f"{prefix}.{name}", "must be >= 0"))
     return checks
 
 
@@ -440,6 +455,31 @@ class PseudoOptimConfig:
 
 
 @dataclass
+class CrossModalConfig:
+    """Audio-visual stage II: the face encoder trains beside the speaker encoder on shared labels.
+
+    Each round fuses the audio and face clusterings into one label per utterance
+    (:mod:`avssl.pseudo.fusion`); both encoders train on it with their own AAM-softmax head, and the
+    gate and the label correction look at both modalities (:mod:`avssl.pseudo.cross_modal`). The
+    classifier, gate (warm-up, DLG fit settings), correction, rounds and optimiser sections apply to
+    both modalities. Utterances without usable video train the audio side only.
+    """
+
+    enabled: bool = False
+    init_face_encoder: str | None = None  # face encoder file of visual DINO (`avssl train`, modality=face)
+    frames: FaceFramesConfig = field(default_factory=FaceFramesConfig)  # store, or decode on the fly
+    # The training face crop: one random frame of the utterance per epoch, resized to the encoder file's
+    # image size from a random crop of this fraction of the frame's area (the LC copy is the whole frame).
+    crop_scale: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    augment: FaceAugmentSettings = field(default_factory=FaceAugmentSettings)
+    fusion: str = "concat"  # concat (spherical k-means, any size) | affinity (kNN graph + average linkage)
+    audio_weight: float = 0.5  # fused similarity w cos_audio + (1 - w) cos_face
+    n_neighbors: int = 10  # fusion=affinity only
+    gate: str = "joint"  # joint (one DLG on sqrt(audio * face) losses) | and (strict) | or (loose)
+    face_weight: float = 0.5  # weight of the face posterior in label correction
+
+
+@dataclass
 class PseudoTrainConfig:
     """Everything a stage-II (pseudo-label training with DLG-LC) run reads.
 
@@ -458,6 +498,7 @@ class PseudoTrainConfig:
     rounds: RoundsConfig = field(default_factory=RoundsConfig)
     optim: PseudoOptimConfig = field(default_factory=PseudoOptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    cross_modal: CrossModalConfig = field(default_factory=CrossModalConfig)
 
     def validate(self) -> None:
         """Range checks a type cannot express; each message names the offending key."""
@@ -500,6 +541,7 @@ class PseudoTrainConfig:
             ),
             (self.run.log_every > 0, "run.log_every", "must be positive"),
             (self.run.mixed_precision in ("no", "bf16", "fp16"), "run.mixed_precision", "must be one of no, bf16, fp16"),
+            *_cross_modal_checks(self.cross_modal),
         ]
         for category, bounds in self.augment.snr_db.items():
             ok = len(bounds) == 2 and bounds[0] <= bounds[1]
@@ -509,11 +551,33 @@ class PseudoTrainConfig:
                 raise ConfigError(f"config key '{key}' {what} (got {_lookup(self, key)!r})")
 
 
+def _cross_modal_checks(cross: CrossModalConfig) -> list[tuple[bool, str, str]]:
+    """The cross_modal section's checks (run even when disabled: the defaults always pass)."""
+    return [
+        (
+            not cross.enabled or bool(cross.init_face_encoder),
+            "cross_modal.init_face_encoder",
+            "must name a face encoder file (visual DINO's encoder.pt) when cross_modal.enabled=true",
+        ),
+        *_face_frames_checks(cross.frames, "cross_modal.frames"),
+        (_interval(cross.crop_scale, 1.0), "cross_modal.crop_scale", f"must be [low, high] with {_FRACTION}"),
+        *_face_augment_checks(cross.augment, "cross_modal.augment"),
+        (cross.fusion in FUSIONS, "cross_modal.fusion", f"must be one of {', '.join(FUSIONS)}"),
+        (0 <= cross.audio_weight <= 1, "cross_modal.audio_weight", "must be within [0, 1] (the face gets 1 - it)"),
+        (cross.n_neighbors >= 1, "cross_modal.n_neighbors", "must be >= 1"),
+        (cross.gate in CROSS_MODAL_GATES, "cross_modal.gate", f"must be one of {', '.join(CROSS_MODAL_GATES)}"),
+        (0 <= cross.face_weight <= 1, "cross_modal.face_weight", "must be within [0, 1] (the audio gets 1 - it)"),
+    ]
+
+
 # Encoder names the config accepts; the model factory (avssl.models.build_encoder) knows the same set.
 ENCODERS = ("ecapa", "resnet34")
 # The same for face encoders (avssl.models.face_resnet.FACE_ENCODERS), and stage I's modalities.
 FACE_ENCODERS = ("face_resnet18",)
 MODALITIES = ("audio", "face")
+# Stage II's cross-modal choices (avssl.pseudo.fusion, avssl.pseudo.cross_modal.GATE_MODES).
+FUSIONS = ("concat", "affinity")
+CROSS_MODAL_GATES = ("joint", "and", "or")
 
 
 def _lookup(obj: Any, dotted: str) -> Any:

@@ -123,7 +123,16 @@ def write_frames(path: Path, frames: np.ndarray, fmt: str, quality: int) -> None
 def read_frames(path: Path, fmt: str, size: int) -> np.ndarray:
     """The frames stored at ``path``: a memory map for ``npy``, a decoded array for ``jpg``."""
     if fmt == "npy":
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        try:
+            frames = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as err:  # a truncated or overwritten file: report it, as for JPEG
+            raise DataError(f"{path} is not readable face frames ({err}); delete it and re-run prepare-faces") from err
+        if frames.ndim != 4 or frames.shape[1:] != (size, size, 3) or frames.dtype != np.uint8:
+            raise DataError(
+                f"{path} holds {frames.dtype} {frames.shape}, not (T, {size}, {size}, 3) uint8 face frames; "
+                "delete it and re-run prepare-faces"
+            )
+        return frames
     strip = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if strip is None or strip.shape[0] % size or strip.shape[1] != size:
         raise DataError(

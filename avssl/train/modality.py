@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from avssl.config import DinoTrainConfig, FaceConfig, FaceFramesConfig
+from avssl.config import DinoTrainConfig, FaceAugmentSettings, FaceConfig, FaceFramesConfig
 from avssl.data.augment import WaveAugment, load_augment_sources
 from avssl.data.featurise import CropFeaturiser, FeaturiseInWorkers
 from avssl.data.manifest import Utterance
@@ -215,18 +215,21 @@ def face_source(frames: FaceFramesConfig) -> tuple[FaceSource, FrameSampling]:
 
 def face_crop_config(face: FaceConfig) -> FaceCropConfig:
     """The views' crop and augmentation settings from the config's face section."""
-    a = face.augment
-    shared = {
-        "ratio_min": a.ratio[0], "ratio_max": a.ratio[1], "flip_p": a.flip_p, "jitter_p": a.jitter_p,
-        "brightness": a.brightness, "contrast": a.contrast, "saturation": a.saturation, "hue": a.hue,
-        "blur_p": a.blur_p, "blur_sigma_min": a.blur_sigma[0], "blur_sigma_max": a.blur_sigma[1], "grey_p": a.grey_p,
-    }
     crops = face.crops
     return FaceCropConfig(
         num_global=crops.num_global,
         num_local=crops.num_local,
-        global_view=FaceAugmentConfig(size=crops.global_size, scale_min=crops.global_scale[0],
-                                      scale_max=crops.global_scale[1], **shared),
-        local_view=FaceAugmentConfig(size=crops.local_size, scale_min=crops.local_scale[0],
-                                     scale_max=crops.local_scale[1], **shared),
+        global_view=face_augment_config(face.augment, crops.global_size, crops.global_scale),
+        local_view=face_augment_config(face.augment, crops.local_size, crops.local_scale),
+    )
+
+
+def face_augment_config(augment: FaceAugmentSettings, size: int, scale: list[float]) -> FaceAugmentConfig:
+    """One view's augmentation: crops of ``scale`` (area fractions) resized to ``size``, corrupted per ``augment``."""
+    a = augment
+    return FaceAugmentConfig(
+        size=size, scale_min=scale[0], scale_max=scale[1], ratio_min=a.ratio[0], ratio_max=a.ratio[1],
+        flip_p=a.flip_p, jitter_p=a.jitter_p, brightness=a.brightness, contrast=a.contrast,
+        saturation=a.saturation, hue=a.hue, blur_p=a.blur_p, blur_sigma_min=a.blur_sigma[0],
+        blur_sigma_max=a.blur_sigma[1], grey_p=a.grey_p,
     )

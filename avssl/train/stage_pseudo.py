@@ -8,6 +8,10 @@ Learning), or DLG, a two-Gaussian mixture fitted to the previous epoch's per-sam
 correction, a sample above the gate trains with the model's own confident prediction on its clean
 segment instead of being dropped (:mod:`avssl.pseudo.correction`).
 
+With ``cross_modal.enabled``, a face encoder trains beside the speaker encoder on labels fused from
+both modalities, with a cross-modal gate and correction; :mod:`avssl.train.cross_modal_round` holds
+that half, and the loop below only asks it for the face side at each step.
+
 Read top to bottom: data -> the rounds loop (labels -> models -> optimiser -> resume -> epochs) ->
 outputs. Runs on one process or many under ``accelerate launch``; the per-sample losses the gate
 fits are gathered from every process, so all ranks use the same threshold.
@@ -19,7 +23,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +43,24 @@ from avssl.features import Fbank
 from avssl.models import build_encoder
 from avssl.models.aam import AamSoftmax
 from avssl.pseudo.correction import correct_labels, masked_mean_loss
+from avssl.pseudo.cross_modal import CrossModalGate
+from avssl.pseudo.cross_modal_epoch_gate import CrossModalEpochGate, EpochLosses, cross_modal_gate_for_epoch
 from avssl.pseudo.diagnostics import LabelAudit, cluster_diagnostics, speaker_of_key, true_speaker_labels
 from avssl.pseudo.epoch_gate import EpochGate, gate_for_epoch
 from avssl.pseudo.labels import write_pseudo_labels
 from avssl.ssl.dino import cosine_schedule
 from avssl.train.checkpoint import load_checkpoint, save_checkpoint
 from avssl.train.cluster_rounds import clustering_round
+from avssl.train.cross_modal_round import (
+    FACE_ENCODER,
+    AudioVisualClassifiers,
+    FaceTally,
+    FaceTraining,
+    StepOutcome,
+    cross_modal_step,
+)
 from avssl.train.encoder_file import read_encoder_configs, save_encoder
+from avssl.train.fused_labels import fused_round_labels
 from avssl.train.monitor import ScalarLog
 from avssl.train.stage_dino import TrainingDiverged
 from avssl.utils.atomic import atomic_write, atomic_write_json
@@ -54,16 +69,20 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 ENCODER = "encoder.safetensors"
+# Checkpoint entries of the trained modules, in the order the round builds them.
+MODULE_NAMES = ("encoder", "classifier", "face_encoder", "face_classifier")
 
 
 @dataclass
 class PseudoResult:
-    """What a finished run leaves behind: one encoder file per round, and the round summaries."""
+    """What a finished run leaves behind: one encoder file per round (and one face encoder file per
+    round with ``cross_modal.enabled``), and the round summaries."""
 
     output_dir: Path
     round_encoders: list[Path]
     rounds: list[dict]
     seconds: float
+    round_face_encoders: list[Path] = field(default_factory=list)
 
 
 def round_dir(output_dir: str | Path, round_index: int) -> Path:
@@ -113,10 +132,12 @@ def train_pseudo_labels(
         config.run.seed, accelerator.process_index, accelerator.num_processes, config.rounds.count * config.rounds.epochs,
     )
     steps_per_epoch = batches.steps_per_epoch
+    faces = FaceTraining(config, utterances) if config.cross_modal.enabled else None
     scalars = ScalarLog(out, accelerator.is_main_process)
     epochs = config.rounds.epochs
     summaries: list[dict] = []
     encoders: list[Path] = []
+    face_encoders: list[Path] = []
     epochs_run = 0
 
     for round_index in range(config.rounds.count):
@@ -124,6 +145,7 @@ def train_pseudo_labels(
         encoder_path = folder / ENCODER
         if encoder_path.is_file():  # a finished round: nothing to redo
             encoders.append(encoder_path)
+            face_encoders.extend([folder / FACE_ENCODER] if faces is not None else [])
             summaries.append(_read_summary(folder))
             continue
         if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
@@ -135,9 +157,21 @@ def train_pseudo_labels(
         encoder = build_encoder(encoder_config, feature_config.n_mels)
         encoder.load_state_dict(_encoder_weights(start))
         encoder.to(device)
+        face_encoder = None
+        if faces is not None:
+            face_start = face_encoders[-1] if face_encoders and config.rounds.start_from == "previous" else faces.init_path
+            face_encoder = faces.load_encoder(face_start, device)
 
         # ---- labels: cluster the current encoder's embeddings of the clean, full utterances ----
-        if config.labels.source == "true_speakers":
+        has_face = None  # with faces: which utterances have a usable face this round
+        if faces is not None and face_encoder is not None:  # both modalities' embeddings, fused
+            fused = fused_round_labels(
+                accelerator, encoder, fbank, face_encoder, faces.source, faces.info.image_size, utterances,
+                sample_rate, config.labels, config.cross_modal, folder, config.run.seed + 1000 * round_index, truth,
+            )
+            labels, has_face, label_report = fused.labels, fused.has_face, fused.report
+            n_classes = int(labels.max()) + 1
+        elif config.labels.source == "true_speakers":
             labels = true_speaker_labels([u.key for u in utterances])
             if accelerator.is_main_process:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -157,10 +191,19 @@ def train_pseudo_labels(
         classifier = AamSoftmax(
             encoder_config.embedding_dim, n_classes, config.classifier.margin, config.classifier.scale
         ).to(device)
+        trained = [encoder, classifier]
+        if faces is not None and face_encoder is not None:  # the face encoder's own head on the same classes
+            face_classifier = AamSoftmax(
+                faces.info.encoder.embedding_dim, n_classes, config.classifier.margin, config.classifier.scale
+            ).to(device)
+            trained += [face_encoder, face_classifier]
+            model_module: nn.Module = AudioVisualClassifiers(encoder, classifier, face_encoder, face_classifier)
+        else:
+            model_module = _EncoderWithClassifier(encoder, classifier)
 
         # ---- optimiser: AdamW, cosine learning rate with warm-up, restarted every round ----
         optimizer = torch.optim.AdamW(
-            [*encoder.parameters(), *classifier.parameters()], lr=0.0, weight_decay=config.optim.weight_decay
+            [p for module in trained for p in module.parameters()], lr=0.0, weight_decay=config.optim.weight_decay
         )
         lr_schedule = cosine_schedule(
             config.optim.lr, config.optim.min_lr, epochs, steps_per_epoch, config.optim.warmup_epochs
@@ -169,26 +212,36 @@ def train_pseudo_labels(
         # ---- resume: the checkpoint holds the state after its last finished epoch of this round ----
         checkpoint_path = folder / CHECKPOINT
         start_epoch, previous_losses, threshold, history = 0, None, math.inf, []
+        previous_av: EpochLosses | None = None  # with faces: the last epoch's losses of both modalities
+        cross_gate: CrossModalGate | None = None  # with faces: the gate the last epoch used
         if resume and checkpoint_path.is_file():
             state = load_checkpoint(checkpoint_path)
-            encoder.load_state_dict(state["encoder"])
-            classifier.load_state_dict(state["classifier"])
+            for name, module in zip(MODULE_NAMES, trained, strict=False):  # the face pair only with faces
+                module.load_state_dict(state[name])
             optimizer.load_state_dict(state["optimizer"])
             start_epoch, threshold = int(state["epoch"]), float(state["threshold"])
             previous_losses = state["losses"].numpy() if state["losses"] is not None else None
+            if faces is not None:
+                cross_gate = CrossModalGate(config.cross_modal.gate, dict(state["gate_thresholds"]))
+                previous_av = EpochLosses(previous_losses, state["face_losses"].numpy(), state["has_face"].numpy())
             history = list(state["history"])
             log.info("round %d: resumed from %s after epoch %d", round_index + 1, checkpoint_path, start_epoch)
-        model, optimizer = accelerator.prepare(_EncoderWithClassifier(encoder, classifier), optimizer)
+        model, optimizer = accelerator.prepare(model_module, optimizer)
 
         for epoch in range(start_epoch, epochs):
             if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
                 break
-            gate = gate_for_epoch(epoch, config.gate, config.correction, previous_losses, threshold, config.run.seed)
+            gate: EpochGate | CrossModalEpochGate
+            if faces is None:
+                gate = gate_for_epoch(epoch, config.gate, config.correction, previous_losses, threshold, config.run.seed)
+            else:
+                gate = cross_modal_gate_for_epoch(epoch, config, previous_av, cross_gate, config.run.seed)
+                cross_gate = gate.gate
             threshold = gate.threshold
             global_epoch = round_index * epochs + epoch
             batches.set_epoch(global_epoch)
             model.train()
-            tally = _EpochTally()
+            tally, face_tally = _EpochTally(), FaceTally()
             bar = tqdm(
                 batches, desc=f"round {round_index + 1}/{config.rounds.count} epoch {epoch + 1}/{epochs}",
                 disable=not (config.run.progress and accelerator.is_main_process), leave=False,
@@ -198,31 +251,28 @@ def train_pseudo_labels(
                 for group in optimizer.param_groups:
                     group["lr"] = float(lr_schedule[step])
                 indices = batch["index"].to(device)
-                noisy, clean = _segment_features(
+                features = _segment_features(
                     batch, featuriser, fbank, keyed_generator(config.run.seed, accelerator.process_index, global_epoch, step),
                     device, clean_needed=gate.correct,
                 )
                 targets = labels_on_device[indices]
-                cosine_clean = _clean_cosine(model, clean) if gate.correct else None
-                with accelerator.autocast():
-                    cosine = model(noisy).float()
-                losses = classifier.loss_from_cosine(cosine, targets)  # the pseudo-labels' losses: what the gate sees
-                if accelerator.gather(torch.isfinite(losses).all().float().reshape(1)).min() < 1:
+                if isinstance(gate, CrossModalEpochGate) and faces is not None and has_face is not None:
+                    face_batch = faces.crops(batch["index"].tolist(), global_epoch, has_face, gate.correct, device)
+                    outcome = cross_modal_step(
+                        model, accelerator, (classifier, face_classifier), features, face_batch, targets, gate,
+                        config.correction, config.cross_modal.face_weight,
+                    )
+                    face_tally.add(accelerator, indices, outcome.face_losses, face_batch.has_face)
+                else:
+                    outcome = _audio_step(model, accelerator, classifier, features, targets, gate, config)
+                if accelerator.gather(outcome.finite().float().reshape(1)).min() < 1:
                     raise TrainingDiverged(
                         f"non-finite classification loss in round {round_index + 1}, epoch {epoch + 1}, step {step}: "
                         f"stopping. The last good checkpoint ({checkpoint_path}) is intact; lower optim.lr."
                     )
-                kept = losses.detach() <= threshold
-                if cosine_clean is not None:
-                    decision = correct_labels(
-                        cosine_clean, targets, kept, config.correction.temperature, config.correction.confidence
-                    )
-                    use, trained_labels, corrected = decision.use, decision.labels, decision.corrected
-                    trained_losses = classifier.loss_from_cosine(cosine, trained_labels)
-                else:
-                    use, trained_labels, corrected = kept, targets, torch.zeros_like(kept)
-                    trained_losses = losses
-                loss = masked_mean_loss(trained_losses, use)
+                loss, losses, kept, corrected, trained_labels = (
+                    outcome.loss, outcome.audio_losses, outcome.kept, outcome.corrected, outcome.trained_labels
+                )
                 optimizer.zero_grad(set_to_none=True)
                 accelerator.backward(loss)
                 if config.optim.clip_grad > 0:
@@ -236,12 +286,18 @@ def train_pseudo_labels(
 
             epoch_losses = tally.losses_in_sample_order()
             summary = tally.summary(gate, round_index, epoch)
+            face_record: dict[str, np.ndarray] = {}
+            if isinstance(gate, CrossModalEpochGate):
+                face_losses, face_present = face_tally.in_sample_order()
+                previous_av = EpochLosses(epoch_losses, face_losses, face_present)
+                face_record = {"face_losses": face_losses, "has_face": face_present}
+                summary.update(cross_modal_gate=gate.gate.mode, thresholds=gate.thresholds(), **face_tally.summary())
             history.append(summary)
             if accelerator.is_main_process:
                 _log_epoch(scalars, summary, epoch_losses, gate, (global_epoch + 1) * steps_per_epoch)
                 _save_gate_record(folder / "gate" / f"epoch{epoch + 1:03d}.npz", epoch_losses, gate,
-                                  config.gate.use_log_loss)
-                save_checkpoint(checkpoint_path, {
+                                  config.gate.use_log_loss, face_record)
+                state = {
                     "encoder": encoder.state_dict(),
                     "classifier": classifier.state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -250,7 +306,16 @@ def train_pseudo_labels(
                     "losses": torch.from_numpy(epoch_losses),
                     "history": history,
                     "config": as_dict(config),
-                })
+                }
+                if isinstance(gate, CrossModalEpochGate) and face_encoder is not None:
+                    state.update({
+                        "face_encoder": face_encoder.state_dict(),
+                        "face_classifier": face_classifier.state_dict(),
+                        "gate_thresholds": dict(gate.gate.thresholds),
+                        "face_losses": torch.from_numpy(face_record["face_losses"]),
+                        "has_face": torch.from_numpy(face_record["has_face"]),
+                    })
+                save_checkpoint(checkpoint_path, state)
             previous_losses = epoch_losses
             epochs_run += 1
             accelerator.wait_for_everyone()
@@ -266,17 +331,27 @@ def train_pseudo_labels(
             "label_report": label_report,
             "epochs": history,
         }
+        if has_face is not None:  # the headline numbers of the audio-visual round
+            summary["cross_modal"] = {
+                "fusion": config.cross_modal.fusion,
+                "gate": config.cross_modal.gate,
+                "nmi_diagnostic": label_report.get("nmi"),
+                "utterances_without_face": int((~has_face).sum()),
+            }
         if accelerator.is_main_process:
+            if faces is not None and face_encoder is not None:  # before the audio file, which marks the round done
+                faces.save_encoder(folder / FACE_ENCODER, face_encoder)
             save_encoder(encoder_path, encoder, encoder_config, feature_config, sample_rate)
             atomic_write_json(folder / "summary.json", summary)
         accelerator.wait_for_everyone()
         encoders.append(encoder_path)
+        face_encoders.extend([folder / FACE_ENCODER] if faces is not None else [])
         summaries.append(summary)
 
     scalars.close()
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return PseudoResult(out, encoders, summaries, time.time() - started)
+    return PseudoResult(out, encoders, summaries, time.time() - started, face_encoders)
 
 
 class _EncoderWithClassifier(nn.Module):
@@ -293,6 +368,34 @@ class _EncoderWithClassifier(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.classifier.cosine(self.encoder(features))
+
+
+def _audio_step(
+    model: nn.Module,
+    accelerator: Accelerator,
+    classifier: AamSoftmax,
+    features: tuple[torch.Tensor, torch.Tensor | None],
+    targets: torch.Tensor,
+    gate: EpochGate,
+    config: PseudoTrainConfig,
+) -> StepOutcome:
+    """One audio-only batch: gate the pseudo-labels' losses, correct (LC) from the clean segment, combine."""
+    noisy, clean = features
+    cosine_clean = _clean_cosine(model, clean) if gate.correct and clean is not None else None
+    with accelerator.autocast():
+        cosine = model(noisy).float()
+    losses = classifier.loss_from_cosine(cosine, targets)  # the pseudo-labels' losses: what the gate sees
+    kept = losses.detach() <= gate.threshold
+    if cosine_clean is not None:
+        decision = correct_labels(
+            cosine_clean, targets, kept, config.correction.temperature, config.correction.confidence
+        )
+        use, trained_labels, corrected = decision.use, decision.labels, decision.corrected
+        trained_losses = classifier.loss_from_cosine(cosine, trained_labels)
+    else:
+        use, trained_labels, corrected = kept, targets, torch.zeros_like(kept)
+        trained_losses = losses
+    return StepOutcome(masked_mean_loss(trained_losses, use), losses, None, kept, corrected, trained_labels)
 
 
 @torch.no_grad()
@@ -353,7 +456,7 @@ class _EpochTally:
         order = np.argsort(self._cat("index"), kind="stable")
         return self._cat("loss")[order].astype(np.float32)
 
-    def summary(self, gate: EpochGate, round_index: int, epoch: int) -> dict:
+    def summary(self, gate: EpochGate | CrossModalEpochGate, round_index: int, epoch: int) -> dict:
         kept, corrected = self._cat("kept"), self._cat("corrected")
         dropped = ~kept & ~corrected
         right_before, right_after = self._cat("right_before"), self._cat("right_after")
@@ -380,7 +483,9 @@ class _EpochTally:
         return summary
 
 
-def _log_epoch(scalars: ScalarLog, summary: dict, losses: np.ndarray, gate: EpochGate, step: int) -> None:
+def _log_epoch(
+    scalars: ScalarLog, summary: dict, losses: np.ndarray, gate: EpochGate | CrossModalEpochGate, step: int
+) -> None:
     """Epoch-level scalars and the loss histogram, at the global step that ends the epoch."""
     values = {f"stage2/{k}": float(v) for k, v in summary.items()
               if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("round", "epoch")}
@@ -396,8 +501,12 @@ def _log_epoch(scalars: ScalarLog, summary: dict, losses: np.ndarray, gate: Epoc
     )
 
 
-def _save_gate_record(path: Path, losses: np.ndarray, gate: EpochGate, log_space: bool) -> None:
-    """The epoch's losses with the threshold (and DLG fit) used in it, for plots of the gate."""
+def _save_gate_record(
+    path: Path, losses: np.ndarray, gate: EpochGate | CrossModalEpochGate, log_space: bool,
+    extra: dict[str, np.ndarray],
+) -> None:
+    """The epoch's losses with the threshold (and DLG fit) used in it, for plots of the gate; ``extra``
+    adds the face losses and masks of an audio-visual epoch."""
     fit = gate.fit
     record = {
         "losses": losses,
@@ -406,6 +515,7 @@ def _save_gate_record(path: Path, losses: np.ndarray, gate: EpochGate, log_space
         "stds": np.asarray(fit.stds if fit else ()),
         "weights": np.asarray(fit.weights if fit else ()),
         "log_space": np.bool_(log_space),
+        **extra,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
 

@@ -1,0 +1,99 @@
+"""The face half of an audio-visual stage-II batch: one augmented face crop per utterance, and its clean copy.
+
+Stage II trains on one random audio segment per utterance per epoch; its face counterpart is one
+random frame of the utterance, cut and corrupted like visual DINO's global crops
+(:class:`avssl.faces.augment.FaceAugment`). Label correction needs the model's opinion on an
+uncorrupted view, which for faces is the whole frame resized as for embedding
+(:func:`avssl.faces.embed.frames_to_input`).
+
+Randomness is keyed by (seed, epoch, utterance index), so a sample's crop does not depend on the
+batch, the rank or whether the run was resumed. Samples without a usable face still need a row in the
+face batch, so that the face encoder sees a batch of fixed size on every rank (DDP needs every
+parameter used in every step): they get a copy of another face of the batch (batch-norm statistics
+then stay those of real faces), or zeros when the batch has none, and ``has_face`` False, which masks
+their face loss out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from avssl.data.manifest import Utterance
+from avssl.errors import DataError
+from avssl.faces.augment import FaceAugment, FaceAugmentConfig
+from avssl.faces.embed import frames_to_input
+from avssl.faces.sources import FaceSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FaceBatch:
+    """(B, 3, S, S) uint8 crops, their clean copies (None when not asked for), and (B,) bool ``has_face``."""
+
+    crops: torch.Tensor
+    clean: torch.Tensor | None
+    has_face: torch.Tensor
+
+
+class FaceCrops:
+    """Builds the :class:`FaceBatch` of a batch of utterance indices (see the module docstring)."""
+
+    def __init__(
+        self, utterances: Sequence[Utterance], source: FaceSource, augment: FaceAugmentConfig, seed: int
+    ) -> None:
+        self.utterances = utterances
+        self.source = source
+        self.augment = FaceAugment(augment)
+        self.size = augment.size
+        self.seed = seed
+
+    def __call__(
+        self, indices: Sequence[int], epoch: int, has_face: np.ndarray, clean_needed: bool, device: torch.device
+    ) -> FaceBatch:
+        """Crops of ``indices`` (into ``utterances``) in epoch ``epoch``; ``has_face`` is the round's mask."""
+        crops: list[torch.Tensor | None] = []
+        clean: list[torch.Tensor | None] = []
+        for index in (int(i) for i in indices):
+            frame = self._frame(index, epoch) if has_face[index] else None
+            if frame is None:
+                crops.append(None)
+                clean.append(None)
+                continue
+            image, rng = frame
+            generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
+            crops.append(self.augment(image, generator))
+            clean.append(frames_to_input(image.permute(1, 2, 0)[None].numpy(), self.size)[0] if clean_needed else None)
+        has = torch.tensor([c is not None for c in crops], dtype=torch.bool)
+        return FaceBatch(
+            _fill(crops, self.size).to(device),
+            _fill(clean, self.size).to(device) if clean_needed else None,
+            has.to(device),
+        )
+
+    def _frame(self, index: int, epoch: int) -> tuple[torch.Tensor, np.random.Generator] | None:
+        """One random frame (3, S, S) uint8 of utterance ``index`` and the generator that chose it.
+
+        A file that turned unreadable since the round embedded it costs this sample its face, not the run.
+        """
+        rng = np.random.default_rng([self.seed, epoch, index])
+        utterance = self.utterances[index]
+        try:
+            frames = self.source.frames(utterance)
+        except DataError as err:
+            log.warning("utterance %s: face frames unreadable (%s); training its audio only", utterance.key, err)
+            return None
+        frame = np.array(frames[int(rng.integers(len(frames)))])  # a writable copy: store frames are read-only maps
+        return torch.from_numpy(frame).permute(2, 0, 1), rng
+
+
+def _fill(images: list[torch.Tensor | None], size: int) -> torch.Tensor:
+    """Stack, with the first real image (or zeros) in the places of missing ones."""
+    first = next((image for image in images if image is not None), None)
+    stand_in = first if first is not None else torch.zeros(3, size, size, dtype=torch.uint8)
+    return torch.stack([image if image is not None else stand_in for image in images])

@@ -1,0 +1,167 @@
+"""The labels of an audio-visual stage-II round: one pseudo-label per utterance from its voice and its face.
+
+The main process embeds every training utterance with both current encoders (clean, whole utterances;
+every sampled frame of the face track), fuses the two clusterings (:mod:`avssl.pseudo.fusion`) and
+writes ``labels.tsv`` with a ``labels.json`` report; every process then reads those files, so all
+ranks train on the same labels and a resumed run reuses them. Utterances whose video cannot be used
+(none in the manifest, a missing or unreadable file) are placed by their audio alone; the report
+counts and names them, and ``has_face`` tells training to mask their face loss out.
+
+With true speakers known (VoxCeleb-style keys), the report also gives the NMI of audio-only,
+face-only and fused clusterings (:func:`avssl.pseudo.fusion.fusion_report`): diagnostics only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from accelerate import Accelerator
+from torch import nn
+
+from avssl.config import CrossModalConfig, PseudoLabelConfig
+from avssl.data.manifest import Utterance
+from avssl.errors import DataError
+from avssl.eval.extract import embed_utterances, encoder_embedder
+from avssl.faces.embed import embed_faces
+from avssl.faces.sources import FaceSource
+from avssl.pseudo.diagnostics import true_speaker_labels
+from avssl.pseudo.fusion import FusionResult, fuse_by_affinity, fuse_by_concatenation, fusion_report
+from avssl.pseudo.labels import read_pseudo_labels, write_pseudo_labels
+from avssl.utils.atomic import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RoundLabels:
+    """The round's label per utterance, which utterances have a usable face, and the JSON report."""
+
+    labels: np.ndarray  # (N,) int64
+    has_face: np.ndarray  # (N,) bool
+    report: dict
+
+    @property
+    def n_without_face(self) -> int:
+        return int((~self.has_face).sum())
+
+
+def fused_round_labels(
+    accelerator: Accelerator,
+    audio_encoder: nn.Module,
+    fbank: nn.Module,
+    face_encoder: nn.Module,
+    face_source: FaceSource,
+    image_size: int,
+    utterances: Sequence[Utterance],
+    sample_rate: int,
+    labels_config: PseudoLabelConfig,
+    cross_modal: CrossModalConfig,
+    folder: Path,
+    seed: int,
+    truth: Sequence[str] | None,
+) -> RoundLabels:
+    """Compute (main process) or reuse the round's fused labels; every process returns the same."""
+    labels_path, report_path = folder / "labels.tsv", folder / "labels.json"
+    if accelerator.is_main_process and not (labels_path.is_file() and report_path.is_file()):
+        folder.mkdir(parents=True, exist_ok=True)
+        device = accelerator.device
+        audio = embed_utterances(encoder_embedder(audio_encoder.eval(), fbank), utterances, sample_rate, device)
+        rows, failed = embed_faces(face_encoder, utterances, face_source, image_size, device)
+        has_face = np.array([i in rows for i in range(len(utterances))], dtype=bool)
+        face = np.zeros((len(utterances), _width(rows)), dtype=np.float32)
+        for index, row in rows.items():
+            face[index] = row
+        keys = [u.key for u in utterances]
+        labels, report = _labels_and_report(audio, face, has_face, keys, labels_config, cross_modal, seed, truth)
+        report["without_face_keys"] = [utterances[i].key for i in sorted(failed)]
+        report["without_face_reasons"] = sorted(set(failed.values()))
+        write_pseudo_labels(labels_path, [u.key for u in utterances], labels)
+        atomic_write_json(report_path, report)
+        log.info("fused labels %s: %d utterances, %d without a usable face (trained on audio only)%s",
+                 folder.name, len(utterances), len(failed),
+                 f"; diagnostic NMI audio {report['nmi']['audio']:.3f}, face {report['nmi']['face']}, "
+                 f"fused {report['nmi']['fused']:.3f}" if report.get("nmi") else "")
+    accelerator.wait_for_everyone()
+    return _read_round(labels_path, report_path, utterances)
+
+
+def _width(rows: dict[int, np.ndarray]) -> int:
+    if not rows:
+        raise DataError(
+            "no training utterance has readable face frames: check the manifest's video column or "
+            "cross_modal.frames.store, or set cross_modal.enabled=false"
+        )
+    return len(next(iter(rows.values())))
+
+
+def _labels_and_report(
+    audio: np.ndarray,
+    face: np.ndarray,
+    has_face: np.ndarray,
+    keys: Sequence[str],
+    labels_config: PseudoLabelConfig,
+    cross_modal: CrossModalConfig,
+    seed: int,
+    truth: Sequence[str] | None,
+) -> tuple[np.ndarray, dict]:
+    """Labels from ``labels.source``; the fusion's report, with the diagnostic NMIs when ``truth`` is known."""
+    n_without = int((~has_face).sum())
+    if labels_config.source == "true_speakers":
+        labels = true_speaker_labels(keys)
+        return labels, {"source": "true_speakers (supervised upper-bound reference)",
+                        "n_clusters": int(labels.max()) + 1, "n_without_face": n_without}
+    result = _fuse(audio, face, has_face, labels_config, cross_modal, seed)
+    report: dict = {
+        "source": f"fused k-means ({result.method})" if result.method == "concatenation" else "fused affinity",
+        "n_clusters": len(result.sizes),
+        "audio_weight": result.audio_weight,
+        "n_without_face": result.n_without_face,
+        "cluster_sizes": {"min": int(result.sizes.min()), "max": int(result.sizes.max()),
+                          "empty": int((result.sizes == 0).sum())},
+    }
+    if truth is not None:
+        diagnostics = fusion_report(result, audio, face, truth, seed, labels_config.kmeans_iterations)
+        report["nmi"] = {
+            "audio": diagnostics.audio["nmi"],
+            "face": diagnostics.face["nmi"] if diagnostics.face is not None else None,
+            "fused": diagnostics.fused["nmi"],
+        }
+        report["diagnostics"] = {k: v for k, v in asdict(diagnostics).items() if k not in ("n_utterances",)}
+    return result.labels, report
+
+
+def _fuse(
+    audio: np.ndarray,
+    face: np.ndarray,
+    has_face: np.ndarray,
+    labels_config: PseudoLabelConfig,
+    cross_modal: CrossModalConfig,
+    seed: int,
+) -> FusionResult:
+    """The fusion ``cross_modal.fusion`` names, with ``labels.n_clusters`` clusters."""
+    if cross_modal.fusion == "affinity":
+        return fuse_by_affinity(audio, face, labels_config.n_clusters, has_face=has_face,
+                                audio_weight=cross_modal.audio_weight, n_neighbors=cross_modal.n_neighbors)
+    return fuse_by_concatenation(audio, face, labels_config.n_clusters, has_face=has_face,
+                                 audio_weight=cross_modal.audio_weight, seed=seed,
+                                 iterations=labels_config.kmeans_iterations)
+
+
+def _read_round(labels_path: Path, report_path: Path, utterances: Sequence[Utterance]) -> RoundLabels:
+    """What the main process wrote (or an earlier run did), in ``utterances`` order."""
+    by_key = read_pseudo_labels(labels_path)
+    missing = [u.key for u in utterances if u.key not in by_key]
+    if missing:
+        raise DataError(f"{labels_path} has no label for {len(missing)} training utterances (first: {missing[:3]})")
+    report = json.loads(report_path.read_text())
+    without = set(report["without_face_keys"])
+    return RoundLabels(
+        np.array([by_key[u.key] for u in utterances], dtype=np.int64),
+        np.array([u.key not in without for u in utterances], dtype=bool),
+        report,
+    )
