@@ -26,17 +26,36 @@ class ClusterPartners:
         return int(others[rng.integers(len(others))]) if len(others) else index
 
 
-def views_partners(
-    labels: np.ndarray, n_items: int, num_global: int, num_local: int, global_from_partner: int, local_from_partner: int
-) -> ClusterPartners:
-    """Check a multi-crop dataset's cluster labels and partner-crop split, and build its partners.
 
-    The anchor utterance must keep at least one global crop (it is what the sample stands for), and a
-    view cannot take more local crops from the partner than it has.
+class PartnerViews:
+    """``set_clusters`` / ``partner_of`` for a multi-crop dataset whose ``crops`` has ``num_global`` and
+    ``num_local``: the audio and the face views mix this in, so both split crops between the anchor and
+    its partner by the same rule.
     """
-    labels = np.asarray(labels)
-    if labels.shape != (n_items,):
-        raise ValueError(f"{labels.shape[0] if labels.ndim else 0} cluster labels for {n_items} utterances")
-    if not (0 <= global_from_partner < num_global and 0 <= local_from_partner <= num_local):
-        raise ValueError("the anchor utterance must keep at least one global crop")
-    return ClusterPartners(labels)
+
+    _partners: ClusterPartners | None = None
+    global_from_partner: int = 0
+    local_from_partner: int = 0
+
+    def set_clusters(self, labels: np.ndarray | None, global_from_partner: int = 1, local_from_partner: int = 2) -> None:
+        """Draw ``global_from_partner`` global and ``local_from_partner`` local crops from a partner.
+
+        ``labels[i]`` is the cluster of the dataset's item ``i``; ``None`` returns to same-utterance views.
+        The anchor must keep at least one global crop (it is what the sample stands for).
+        """
+        if labels is None:
+            self._partners = None
+            return
+        labels = np.asarray(labels)
+        if labels.shape != (len(self),):
+            raise ValueError(f"{labels.shape[0] if labels.ndim else 0} cluster labels for {len(self)} utterances")
+        if not (0 <= global_from_partner < self.crops.num_global and 0 <= local_from_partner <= self.crops.num_local):
+            raise ValueError("the anchor utterance must keep at least one global crop")
+        self._partners = ClusterPartners(labels)
+        self.global_from_partner = global_from_partner
+        self.local_from_partner = local_from_partner
+
+    def partner_of(self, index: int, rng: np.random.Generator) -> int:
+        """Another member of ``index``'s cluster, drawn uniformly; ``index`` itself if it is alone or
+        without clusters."""
+        return index if self._partners is None else self._partners.partner_of(index, rng)

@@ -21,10 +21,10 @@ from torch.utils.data import Dataset
 from avssl.config import CropConfig
 from avssl.data.audio import load_audio, random_crop
 from avssl.data.manifest import Utterance
-from avssl.data.partners import ClusterPartners, views_partners
+from avssl.data.partners import PartnerViews
 
 
-class AudioMultiCropDataset(Dataset):
+class AudioMultiCropDataset(PartnerViews, Dataset):
     """Item ``i`` -> ``{"global": (n_global, Tg), "local": (n_local, Tl), "index": i, "partner": j}``.
 
     ``partner`` is the utterance the partner crops came from (``i`` itself in plain DINO and for an
@@ -50,32 +50,12 @@ class AudioMultiCropDataset(Dataset):
         self.local_len = round(crops.local_seconds * sample_rate)
         # int16 halves the memory of a float cache and is exactly what 16-bit PCM files hold.
         self._cache: list[np.ndarray] | None = None
-        self._partners: ClusterPartners | None = None
-        self.global_from_partner = 0
-        self.local_from_partner = 0
         if cache_audio:
             self._cache = [_to_int16(load_audio(u.audio, sample_rate)) for u in self.utterances]
 
     def set_epoch(self, epoch: int) -> None:
         """New crops every epoch, reproducibly."""
         self.epoch = epoch
-
-    def set_clusters(self, labels: np.ndarray | None, global_from_partner: int = 1, local_from_partner: int = 2) -> None:
-        """Draw ``global_from_partner`` global and ``local_from_partner`` local crops from a partner.
-
-        ``labels[i]`` is utterance ``i``'s cluster; ``None`` returns to same-utterance views.
-        """
-        if labels is None:
-            self._partners = None
-            return
-        self._partners = views_partners(labels, len(self), self.crops.num_global, self.crops.num_local,
-                                        global_from_partner, local_from_partner)
-        self.global_from_partner = global_from_partner
-        self.local_from_partner = local_from_partner
-
-    def partner_of(self, index: int, rng: np.random.Generator) -> int:
-        """Another member of ``index``'s cluster, drawn uniformly; ``index`` itself if it is alone."""
-        return index if self._partners is None else self._partners.partner_of(index, rng)
 
     def __len__(self) -> int:
         return len(self.utterances)

@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from avssl.data.manifest import Utterance
-from avssl.data.partners import ClusterPartners, views_partners
+from avssl.data.partners import PartnerViews
 from avssl.errors import ConfigError, DataError
 from avssl.faces.augment import FaceAugment, FaceAugmentConfig
 from avssl.faces.sources import FaceSource
@@ -53,7 +53,7 @@ class FaceCropConfig:
             raise ConfigError("face crops: DINO needs num_global >= 2 and num_local >= 0")
 
 
-class FaceMultiCropDataset(Dataset):
+class FaceMultiCropDataset(PartnerViews, Dataset):
     """Item ``i`` -> ``{"global": (G, 3, 112, 112), "local": (L, 3, 64, 64), "index": i, "partner": j}``,
     uint8 RGB; ``partner`` is the utterance the partner crops came from (``i`` in plain DINO)."""
 
@@ -86,9 +86,6 @@ class FaceMultiCropDataset(Dataset):
         self.epoch = 0
         self._global = FaceAugment(crops.global_view)
         self._local = FaceAugment(crops.local_view)
-        self._partners: ClusterPartners | None = None
-        self.global_from_partner = 0
-        self.local_from_partner = 0
 
     @property
     def excluded(self) -> int:
@@ -102,26 +99,6 @@ class FaceMultiCropDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         """New views every epoch, reproducibly."""
         self.epoch = epoch
-
-    def set_clusters(
-        self, labels: np.ndarray | None, global_from_partner: int = 1, local_from_partner: int = 2
-    ) -> None:
-        """Draw ``global_from_partner`` global and ``local_from_partner`` local crops from a partner.
-
-        ``labels[i]`` is the cluster of this dataset's utterance ``i`` (see ``keys``: utterances
-        without video are not in the dataset); ``None`` returns to same-utterance views.
-        """
-        if labels is None:
-            self._partners = None
-            return
-        self._partners = views_partners(labels, len(self), self.crops.num_global, self.crops.num_local,
-                                        global_from_partner, local_from_partner)
-        self.global_from_partner = global_from_partner
-        self.local_from_partner = local_from_partner
-
-    def partner_of(self, index: int, rng: np.random.Generator) -> int:
-        """Another member of ``index``'s cluster, drawn uniformly; ``index`` itself without clusters."""
-        return index if self._partners is None else self._partners.partner_of(index, rng)
 
     def __len__(self) -> int:
         return len(self.utterances)
