@@ -274,9 +274,9 @@ def plot_gate_figure(run_dir: Path, out_png: Path, round_index: int = 0) -> None
     codes = np.array([labels[k] for k in keys])
     right = LabelAudit(codes, [speaker_of_key(k) for k in keys]).is_right(codes, np.arange(len(keys)))
     threshold = float(fit["threshold"])
-    status = f"threshold {threshold:.2f}" if np.isfinite(threshold) else "degenerate fit: no threshold"
+    status = f"threshold {threshold:.2f}" if np.isfinite(threshold) else "degenerate: no threshold"
     plot_loss_gate(losses, threshold, fit["means"], fit["stds"], fit["weights"], out_png, right,
-                   f"round {round_index + 1}, losses of {before.stem} and the mixture fitted on them ({status})")
+                   f"round {round_index + 1}, {before.stem}: losses and the mixture fitted on them ({status})")
 
 
 def _markdown(report: dict, table: str, cluster_table: str) -> str:

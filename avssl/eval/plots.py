@@ -55,7 +55,7 @@ def plot_loss_gate(
     """
     log_losses = np.log(np.maximum(np.asarray(losses, dtype=np.float64), 1e-12))
     bins = np.linspace(log_losses.min(), log_losses.max(), 60)
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = plt.subplots(figsize=(8, 3.8))
     if label_right is not None:
         right = np.asarray(label_right, dtype=bool)
         ax.hist([log_losses[right], log_losses[~right]], bins=bins, stacked=True, density=True, alpha=0.6,
