@@ -256,10 +256,7 @@ class DinoTrainConfig:
         checks: list[tuple[bool, str, str]] = [
             (self.modality in MODALITIES, "modality", f"must be one of {', '.join(MODALITIES)}"),
             *_face_checks(self.face),
-            (self.data.sample_rate > 0, "data.sample_rate", "must be positive"),
-            (self.data.num_workers >= 0, "data.num_workers", "must be >= 0"),
-            (self.data.featurise_in in ("auto", "device", "workers"), "data.featurise_in", "must be auto, device or workers"),
-            (self.data.shard_buffer >= 1, "data.shard_buffer", "must be >= 1"),
+            *_data_checks(self.data),
             (
                 not (self.data.shards and self.modality == "face"),
                 "data.shards",
@@ -276,9 +273,7 @@ class DinoTrainConfig:
             (self.crops.num_local >= 0, "crops.num_local", "must be >= 0"),
             (self.crops.global_seconds > 0, "crops.global_seconds", "must be positive"),
             (self.crops.local_seconds > 0, "crops.local_seconds", "must be positive"),
-            (0.0 <= self.augment.prob <= 1.0, "augment.prob", "must be within [0, 1]"),
-            (self.augment.reverb_weight >= 0, "augment.reverb_weight", "must be >= 0"),
-            (self.augment.noise_weight >= 0, "augment.noise_weight", "must be >= 0"),
+            *_augment_checks(self.augment),
             (self.encoder.name in ENCODERS, "encoder.name", f"must be one of {sorted(ENCODERS)}"),
             (self.encoder.channels > 0, "encoder.channels", "must be positive"),
             (self.encoder.embedding_dim > 0, "encoder.embedding_dim", "must be positive"),
@@ -291,27 +286,12 @@ class DinoTrainConfig:
             (0 <= self.dino.momentum_teacher <= 1, "dino.momentum_teacher", "must be within [0, 1]"),
             (0 <= self.dino.momentum_teacher_end <= 1, "dino.momentum_teacher_end", "must be within [0, 1]"),
             (self.optim.epochs > 0, "optim.epochs", "must be positive"),
-            (self.optim.batch_size > 0, "optim.batch_size", "must be positive"),
-            (self.optim.lr > 0, "optim.lr", "must be positive"),
-            (self.optim.min_lr >= 0, "optim.min_lr", "must be >= 0"),
-            (self.optim.warmup_epochs >= 0, "optim.warmup_epochs", "must be >= 0"),
-            (self.optim.clip_grad >= 0, "optim.clip_grad", "must be >= 0 (0 disables clipping)"),
-            (
-                self.optim.steps_per_epoch is None or self.optim.steps_per_epoch > 0,
-                "optim.steps_per_epoch",
-                "must be positive or null",
-            ),
-            (self.run.log_every > 0, "run.log_every", "must be positive"),
-            (self.run.save_every_epochs > 0, "run.save_every_epochs", "must be positive"),
+            *_optim_checks(self.optim),
+            *_run_checks(self.run),
             (
                 1 <= self.run.average_last_epochs <= self.optim.epochs,
                 "run.average_last_epochs",
                 "must be within [1, optim.epochs]",
-            ),
-            (
-                self.run.mixed_precision in ("no", "bf16", "fp16"),
-                "run.mixed_precision",
-                "must be one of no, bf16, fp16",
             ),
             (
                 0 <= self.cluster_aware.global_from_partner < num_global,
@@ -336,12 +316,7 @@ class DinoTrainConfig:
             (self.cluster_aware.recluster_every_epochs >= 0, "cluster_aware.recluster_every_epochs", "must be >= 0"),
             (self.cluster_aware.kmeans_iterations > 0, "cluster_aware.kmeans_iterations", "must be positive"),
         ]
-        for category, bounds in self.augment.snr_db.items():
-            ok = len(bounds) == 2 and bounds[0] <= bounds[1]
-            checks.append((ok, f"augment.snr_db.{category}", "must be [low, high] with low <= high"))
-        for ok, key, what in checks:
-            if not ok:
-                raise ConfigError(f"config key '{key}' {what} (got {_lookup(self, key)!r})")
+        _raise_first_failure(self, checks)
 
 
 _FRACTION = "0 < low <= high <= 1 (fractions of the frame's area)"
@@ -504,11 +479,8 @@ class PseudoTrainConfig:
         """Range checks a type cannot express; each message names the offending key."""
         checks: list[tuple[bool, str, str]] = [
             (self.segment_seconds > 0, "segment_seconds", "must be positive"),
-            (self.data.sample_rate > 0, "data.sample_rate", "must be positive"),
-            (self.data.num_workers >= 0, "data.num_workers", "must be >= 0"),
-            (self.data.featurise_in in ("auto", "device", "workers"), "data.featurise_in", "must be auto, device or workers"),
-            (self.data.shard_buffer >= 1, "data.shard_buffer", "must be >= 1"),
-            (0.0 <= self.augment.prob <= 1.0, "augment.prob", "must be within [0, 1]"),
+            *_data_checks(self.data),
+            *_augment_checks(self.augment),
             (self.labels.source in ("kmeans", "true_speakers"), "labels.source", "must be kmeans or true_speakers"),
             (self.labels.n_clusters >= 2, "labels.n_clusters", "must be >= 2"),
             (self.labels.kmeans_iterations > 0, "labels.kmeans_iterations", "must be positive"),
@@ -529,26 +501,11 @@ class PseudoTrainConfig:
             (self.rounds.count >= 1, "rounds.count", "must be >= 1"),
             (self.rounds.epochs >= 1, "rounds.epochs", "must be >= 1"),
             (self.rounds.start_from in ("previous", "stage1"), "rounds.start_from", "must be previous or stage1"),
-            (self.optim.batch_size > 0, "optim.batch_size", "must be positive"),
-            (self.optim.lr > 0, "optim.lr", "must be positive"),
-            (self.optim.min_lr >= 0, "optim.min_lr", "must be >= 0"),
-            (self.optim.warmup_epochs >= 0, "optim.warmup_epochs", "must be >= 0"),
-            (self.optim.clip_grad >= 0, "optim.clip_grad", "must be >= 0 (0 disables clipping)"),
-            (
-                self.optim.steps_per_epoch is None or self.optim.steps_per_epoch > 0,
-                "optim.steps_per_epoch",
-                "must be positive or null",
-            ),
-            (self.run.log_every > 0, "run.log_every", "must be positive"),
-            (self.run.mixed_precision in ("no", "bf16", "fp16"), "run.mixed_precision", "must be one of no, bf16, fp16"),
+            *_optim_checks(self.optim),
+            *_run_checks(self.run),
             *_cross_modal_checks(self.cross_modal),
         ]
-        for category, bounds in self.augment.snr_db.items():
-            ok = len(bounds) == 2 and bounds[0] <= bounds[1]
-            checks.append((ok, f"augment.snr_db.{category}", "must be [low, high] with low <= high"))
-        for ok, key, what in checks:
-            if not ok:
-                raise ConfigError(f"config key '{key}' {what} (got {_lookup(self, key)!r})")
+        _raise_first_failure(self, checks)
 
 
 def _cross_modal_checks(cross: CrossModalConfig) -> list[tuple[bool, str, str]]:
@@ -567,6 +524,57 @@ def _cross_modal_checks(cross: CrossModalConfig) -> list[tuple[bool, str, str]]:
         (cross.n_neighbors >= 1, "cross_modal.n_neighbors", "must be >= 1"),
         (cross.gate in CROSS_MODAL_GATES, "cross_modal.gate", f"must be one of {', '.join(CROSS_MODAL_GATES)}"),
         (0 <= cross.face_weight <= 1, "cross_modal.face_weight", "must be within [0, 1] (the audio gets 1 - it)"),
+    ]
+
+
+Check = tuple[bool, str, str]  # (passed, dotted config key, what the key must be)
+
+
+def _raise_first_failure(config: Any, checks: list[Check]) -> None:
+    """Raise ConfigError naming the first failed check's key, its rule and its value."""
+    for ok, key, what in checks:
+        if not ok:
+            raise ConfigError(f"config key '{key}' {what} (got {_lookup(config, key)!r})")
+
+
+def _data_checks(data: DataConfig) -> list[Check]:
+    return [
+        (data.sample_rate > 0, "data.sample_rate", "must be positive"),
+        (data.num_workers >= 0, "data.num_workers", "must be >= 0"),
+        (data.featurise_in in ("auto", "device", "workers"), "data.featurise_in", "must be auto, device or workers"),
+        (data.shard_buffer >= 1, "data.shard_buffer", "must be >= 1"),
+    ]
+
+
+def _augment_checks(augment: AugmentConfig) -> list[Check]:
+    checks: list[Check] = [
+        (0.0 <= augment.prob <= 1.0, "augment.prob", "must be within [0, 1]"),
+        (augment.reverb_weight >= 0, "augment.reverb_weight", "must be >= 0"),
+        (augment.noise_weight >= 0, "augment.noise_weight", "must be >= 0"),
+    ]
+    for category, bounds in augment.snr_db.items():
+        ok = len(bounds) == 2 and bounds[0] <= bounds[1]
+        checks.append((ok, f"augment.snr_db.{category}", "must be [low, high] with low <= high"))
+    return checks
+
+
+def _optim_checks(optim: OptimConfig | PseudoOptimConfig) -> list[Check]:
+    """The keys stage I's SGD and stage II's AdamW sections share."""
+    return [
+        (optim.batch_size > 0, "optim.batch_size", "must be positive"),
+        (optim.lr > 0, "optim.lr", "must be positive"),
+        (optim.min_lr >= 0, "optim.min_lr", "must be >= 0"),
+        (optim.warmup_epochs >= 0, "optim.warmup_epochs", "must be >= 0"),
+        (optim.clip_grad >= 0, "optim.clip_grad", "must be >= 0 (0 disables clipping)"),
+        (optim.steps_per_epoch is None or optim.steps_per_epoch > 0, "optim.steps_per_epoch", "must be positive or null"),
+    ]
+
+
+def _run_checks(run: RunConfig) -> list[Check]:
+    return [
+        (run.log_every > 0, "run.log_every", "must be positive"),
+        (run.save_every_epochs > 0, "run.save_every_epochs", "must be positive"),
+        (run.mixed_precision in ("no", "bf16", "fp16"), "run.mixed_precision", "must be one of no, bf16, fp16"),
     ]
 
 
