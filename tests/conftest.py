@@ -74,3 +74,25 @@ def tiny_dino_overrides(prepared: Path, output_dir: Path) -> list[str]:
         "run.log_every=1",
         "run.threads=1",
     ]
+
+
+def tiny_pseudo_overrides(prepared: Path, encoder: Path, output_dir: Path, manifest: Path | None = None) -> list[str]:
+    """A stage-II config small enough for 2 rounds x 3 epochs in seconds (the gate can fit 24 losses)."""
+    return [
+        f"init_encoder={encoder}",
+        f"data.train_manifest={manifest or prepared / 'manifests' / 'dev.tsv'}",
+        f"data.noise_list={prepared / 'augment' / 'noise.tsv'}",
+        f"data.rir_list={prepared / 'augment' / 'rir.tsv'}",
+        f"run.output_dir={output_dir}",
+        "segment_seconds=1.0",
+        "labels.n_clusters=4",
+        "rounds.count=2",
+        "rounds.epochs=3",
+        "gate.min_samples=4",
+        "gate.min_separation=0.5",
+        "correction.start_epoch=1",
+        "optim.batch_size=4",
+        "optim.warmup_epochs=0",
+        "run.progress=false",
+        "run.threads=1",
+    ]

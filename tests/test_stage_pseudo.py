@@ -30,6 +30,7 @@ from avssl.pseudo.epoch_gate import gate_for_epoch
 from avssl.pseudo.gate import fit_dynamic_gate
 from avssl.train.encoder_file import save_encoder
 from avssl.train.stage_pseudo import round_dir, train_pseudo_labels
+from tests.conftest import tiny_pseudo_overrides
 
 HELPER = Path(__file__).parent / "helpers" / "ddp_pseudo.py"
 
@@ -94,25 +95,7 @@ def stage1_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _overrides(prepared: Path, encoder: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        f"init_encoder={encoder}",
-        f"data.train_manifest={prepared / 'manifests' / 'dev.tsv'}",
-        f"data.noise_list={prepared / 'augment' / 'noise.tsv'}",
-        f"data.rir_list={prepared / 'augment' / 'rir.tsv'}",
-        f"run.output_dir={out}",
-        "segment_seconds=1.0",
-        "labels.n_clusters=4",
-        "rounds.count=2",
-        "rounds.epochs=3",
-        "gate.min_samples=4",
-        "gate.min_separation=0.5",
-        "correction.start_epoch=1",
-        "optim.batch_size=4",
-        "optim.warmup_epochs=0",
-        "run.progress=false",
-        "run.threads=1",
-        *extra,
-    ]
+    return [*tiny_pseudo_overrides(prepared, encoder, out), *extra]
 
 
 def test_two_rounds_then_exact_resume(tiny_prepared: Path, stage1_encoder: Path, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from avssl.pseudo.cross_modal import fit_cross_modal_gate
 from avssl.pseudo.cross_modal_epoch_gate import EpochLosses, cross_modal_gate_for_epoch
 from avssl.train.encoder_file import load_face_encoder, save_encoder, save_face_encoder
 from avssl.train.stage_pseudo import round_dir, train_pseudo_labels
+from tests.conftest import tiny_pseudo_overrides
 
 FRAME_SIZE = 32
 HELPER = Path(__file__).parent / "helpers" / "ddp_pseudo.py"
@@ -69,25 +70,11 @@ def av(tiny_prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> AvData:
 
 def _overrides(av: AvData, prepared: Path, out: Path, *extra: str) -> list[str]:
     return [
-        f"init_encoder={av.audio_encoder}",
-        f"data.train_manifest={av.manifest}",
-        f"data.noise_list={prepared / 'augment' / 'noise.tsv'}",
-        f"data.rir_list={prepared / 'augment' / 'rir.tsv'}",
-        f"run.output_dir={out}",
+        *tiny_pseudo_overrides(prepared, av.audio_encoder, out, av.manifest),
         "cross_modal.enabled=true",
         f"cross_modal.init_face_encoder={av.face_encoder}",
         f"cross_modal.frames.store={av.store}",
-        "segment_seconds=1.0",
-        "labels.n_clusters=4",
-        "rounds.count=2",
         "rounds.epochs=2",
-        "gate.min_samples=4",
-        "gate.min_separation=0.5",
-        "correction.start_epoch=1",
-        "optim.batch_size=4",
-        "optim.warmup_epochs=0",
-        "run.progress=false",
-        "run.threads=1",
         *extra,
     ]
 

@@ -23,7 +23,7 @@ from avssl.prep.pack_shards import pack_shards
 from avssl.train.checkpoint import load_checkpoint
 from avssl.train.stage_dino import train_dino
 from avssl.train.stage_pseudo import round_dir, train_pseudo_labels
-from tests.conftest import tiny_dino_overrides
+from tests.conftest import tiny_dino_overrides, tiny_pseudo_overrides
 from tests.test_train import assert_same_state
 
 HELPER = Path(__file__).parent / "helpers" / "ddp_train.py"
@@ -126,13 +126,8 @@ def test_two_processes_from_shards_end_with_identical_weights(tiny_prepared: Pat
 
 def test_stage_two_from_shards(tiny_prepared: Path, shards: Path, encoder_file: Path, tmp_path: Path) -> None:
     config = load_config(PseudoTrainConfig, None, [
-        f"init_encoder={encoder_file}",
-        f"data.train_manifest={tiny_prepared / 'manifests' / 'dev.tsv'}",
-        f"data.shards={shards}",
-        f"run.output_dir={tmp_path}",
-        "segment_seconds=1.0", "labels.n_clusters=4", "rounds.count=1", "rounds.epochs=2",
-        "gate.min_samples=4", "gate.min_separation=0.5", "correction.start_epoch=1",
-        f"optim.batch_size={BATCH}", "optim.warmup_epochs=0", "run.progress=false", "run.threads=1",
+        *tiny_pseudo_overrides(tiny_prepared, encoder_file, tmp_path), f"data.shards={shards}",
+        "rounds.count=1", "rounds.epochs=2", f"optim.batch_size={BATCH}",
     ])
     result = train_pseudo_labels(config)
     assert len(result.round_encoders) == 1 and [e["epoch"] for e in result.rounds[0]["epochs"]] == [1, 2]
