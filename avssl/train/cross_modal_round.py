@@ -29,6 +29,7 @@ from avssl.pseudo.correction import masked_mean_loss
 from avssl.pseudo.cross_modal import correct_labels_cross_modal, cross_modal_mask
 from avssl.pseudo.cross_modal_epoch_gate import CrossModalEpochGate
 from avssl.train.encoder_file import load_face_encoder, read_face_encoder_info, save_face_encoder
+from avssl.train.epoch_records import StepRecords
 from avssl.train.face_batches import FaceBatch, FaceCrops
 from avssl.train.modality import face_augment_config, face_source
 
@@ -162,24 +163,24 @@ def _clean_cosines(
 
 
 class FaceTally:
-    """The epoch's face losses (NaN without a face) and face masks, gathered from every process."""
+    """The epoch's face losses (NaN without a face) and face masks; :meth:`finish` gathers them from every
+    process."""
 
     def __init__(self) -> None:
-        self.index: list[torch.Tensor] = []
-        self.loss: list[torch.Tensor] = []
-        self.has: list[torch.Tensor] = []
+        self.records = StepRecords("index", "loss", "has")
+        self.epoch: dict[str, np.ndarray] = {}
 
-    def add(self, accelerator: Accelerator, indices: torch.Tensor, face_losses: torch.Tensor,
-            has_face: torch.Tensor) -> None:
-        self.index.append(accelerator.gather(indices.contiguous()).cpu())
-        self.loss.append(accelerator.gather(face_losses.float().contiguous()).cpu())
-        # Booleans travel as bytes: not every collective backend (gloo) gathers bool tensors.
-        self.has.append(accelerator.gather(has_face.to(torch.uint8).contiguous()).cpu().bool())
+    def add(self, indices: torch.Tensor, face_losses: torch.Tensor, has_face: torch.Tensor) -> None:
+        self.records.append(index=indices, loss=face_losses.float(), has=has_face.bool())
+
+    def finish(self, accelerator: Accelerator) -> None:
+        """Gather the epoch from every process (a collective: every rank calls it)."""
+        self.epoch = self.records.gather(accelerator)
 
     def in_sample_order(self) -> tuple[np.ndarray, np.ndarray]:
-        """(face losses, has_face) ordered as :meth:`_EpochTally.losses_in_sample_order` orders the audio."""
-        order = np.argsort(torch.cat(self.index).numpy(), kind="stable")
-        return torch.cat(self.loss).numpy()[order].astype(np.float32), torch.cat(self.has).numpy()[order]
+        """(face losses, has_face) ordered as the audio tally's losses_in_sample_order orders the audio."""
+        order = np.argsort(self.epoch["index"], kind="stable")
+        return self.epoch["loss"][order].astype(np.float32), self.epoch["has"][order]
 
     def summary(self) -> dict:
         losses, has = self.in_sample_order()

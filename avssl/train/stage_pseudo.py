@@ -60,6 +60,7 @@ from avssl.train.cross_modal_round import (
     cross_modal_step,
 )
 from avssl.train.encoder_file import read_encoder_configs, save_encoder
+from avssl.train.epoch_records import StepRecords
 from avssl.train.fused_labels import fused_round_labels
 from avssl.train.monitor import ScalarLog
 from avssl.train.stage_dino import TrainingDiverged
@@ -262,7 +263,7 @@ def train_pseudo_labels(
                         model, accelerator, (classifier, face_classifier), features, face_batch, targets, gate,
                         config.correction, config.cross_modal.face_weight,
                     )
-                    face_tally.add(accelerator, indices, outcome.face_losses, face_batch.has_face)
+                    face_tally.add(indices, outcome.face_losses, face_batch.has_face)
                 else:
                     outcome = _audio_step(model, accelerator, classifier, features, targets, gate, config)
                 if accelerator.gather(outcome.finite().float().reshape(1)).min() < 1:
@@ -278,16 +279,18 @@ def train_pseudo_labels(
                 if config.optim.clip_grad > 0:
                     accelerator.clip_grad_norm_(model.parameters(), config.optim.clip_grad)
                 optimizer.step()
-                tally.add(accelerator, indices, losses.detach(), kept, corrected, targets, trained_labels, audit)
+                tally.add(indices, losses, kept, corrected, targets, trained_labels)
                 if step % config.run.log_every == 0:
                     scalars.write(global_epoch * steps_per_epoch + step_in_epoch,
                                   {"stage2/loss": loss.item(), "stage2/lr": float(lr_schedule[step])})
                 bar.set_postfix(loss=f"{loss.item():.3f}")
 
+            tally.finish(accelerator)
             epoch_losses = tally.losses_in_sample_order()
-            summary = tally.summary(gate, round_index, epoch)
+            summary = tally.summary(gate, round_index, epoch, audit)
             face_record: dict[str, np.ndarray] = {}
             if isinstance(gate, CrossModalEpochGate):
+                face_tally.finish(accelerator)
                 face_losses, face_present = face_tally.in_sample_order()
                 previous_av = EpochLosses(epoch_losses, face_losses, face_present)
                 face_record = {"face_losses": face_losses, "has_face": face_present}
@@ -422,44 +425,30 @@ def _segment_features(
 
 
 class _EpochTally:
-    """Per-sample losses and gate decisions of one epoch, gathered from every process."""
+    """Per-sample losses and gate decisions of one epoch; :meth:`finish` gathers them from every process."""
 
     def __init__(self) -> None:
-        self.parts: dict[str, list[torch.Tensor]] = {
-            k: [] for k in ("index", "loss", "kept", "corrected", "right_before", "right_after", "changed")
-        }
+        self.records = StepRecords("index", "loss", "kept", "corrected", "target", "trained")
+        self.epoch: dict[str, np.ndarray] = {}
 
-    def add(self, accelerator: Accelerator, indices: torch.Tensor, losses: torch.Tensor, kept: torch.Tensor,
-            corrected: torch.Tensor, targets: torch.Tensor, trained: torch.Tensor, audit: LabelAudit | None) -> None:
-        if audit is not None:
-            idx = indices.cpu().numpy()
-            right_before = torch.from_numpy(audit.is_right(targets.cpu().numpy(), idx))
-            right_after = torch.from_numpy(audit.is_right(trained.cpu().numpy(), idx))
-        else:
-            right_before = right_after = torch.zeros_like(kept, device="cpu")
-        local = {
-            "index": indices, "loss": losses.float(), "kept": kept, "corrected": corrected,
-            "right_before": right_before.to(indices.device), "right_after": right_after.to(indices.device),
-            "changed": trained != targets,
-        }
-        for name, value in local.items():
-            # Booleans travel as bytes: not every collective backend (gloo) gathers bool tensors.
-            wire = value.to(torch.uint8) if value.dtype == torch.bool else value
-            self.parts[name].append(accelerator.gather(wire.contiguous()).cpu())
+    def add(self, indices: torch.Tensor, losses: torch.Tensor, kept: torch.Tensor, corrected: torch.Tensor,
+            targets: torch.Tensor, trained: torch.Tensor) -> None:
+        self.records.append(index=indices, loss=losses.float(), kept=kept, corrected=corrected, target=targets,
+                            trained=trained)
 
-    def _cat(self, name: str) -> np.ndarray:
-        values = torch.cat(self.parts[name]).numpy()
-        return values.astype(bool) if name not in ("index", "loss") else values
+    def finish(self, accelerator: Accelerator) -> None:
+        """Gather the epoch from every process (a collective: every rank calls it)."""
+        self.epoch = self.records.gather(accelerator)
 
     def losses_in_sample_order(self) -> np.ndarray:
         """This epoch's per-sample losses from all processes (the DLG fit input of the next epoch)."""
-        order = np.argsort(self._cat("index"), kind="stable")
-        return self._cat("loss")[order].astype(np.float32)
+        order = np.argsort(self.epoch["index"], kind="stable")
+        return self.epoch["loss"][order].astype(np.float32)
 
-    def summary(self, gate: EpochGate | CrossModalEpochGate, round_index: int, epoch: int) -> dict:
-        kept, corrected = self._cat("kept"), self._cat("corrected")
+    def summary(self, gate: EpochGate | CrossModalEpochGate, round_index: int, epoch: int,
+                audit: LabelAudit | None) -> dict:
+        kept, corrected = self.epoch["kept"], self.epoch["corrected"]
         dropped = ~kept & ~corrected
-        right_before, right_after = self._cat("right_before"), self._cat("right_after")
         n = max(len(kept), 1)
         summary = {
             "round": round_index + 1,
@@ -467,16 +456,18 @@ class _EpochTally:
             "threshold": gate.threshold if math.isfinite(gate.threshold) else None,
             "gate_note": gate.note,
             "label_correction": gate.correct,
-            "mean_loss": float(self._cat("loss").mean()),
+            "mean_loss": float(self.epoch["loss"].mean()),
             "fraction_kept": float(kept.sum() / n),
             "fraction_corrected": float(corrected.sum() / n),
             "fraction_dropped": float(dropped.sum() / n),
         }
-        if right_before.any():
+        if audit is not None:
+            index, target, trained = self.epoch["index"], self.epoch["target"], self.epoch["trained"]
+            right_before, right_after = audit.is_right(target, index), audit.is_right(trained, index)
             summary["diagnostic_labels_right_all"] = float(right_before.mean())
             summary["diagnostic_labels_right_kept"] = float(right_before[kept].mean()) if kept.any() else None
             summary["diagnostic_labels_right_dropped"] = float(right_before[dropped].mean()) if dropped.any() else None
-            changed = corrected & self._cat("changed")
+            changed = corrected & (trained != target)
             summary["diagnostic_corrections_fixed"] = int((changed & ~right_before & right_after).sum())
             summary["diagnostic_corrections_broke"] = int((changed & right_before & ~right_after).sum())
             summary["diagnostic_corrections_changed"] = int(changed.sum())
