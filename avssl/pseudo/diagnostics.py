@@ -73,6 +73,14 @@ def speaker_of_key(key: str) -> str:
     return speaker
 
 
+def speakers_if_known(keys: Sequence[str]) -> list[str] | None:
+    """The speakers of VoxCeleb-style keys for diagnostics, or None when the keys carry none."""
+    try:
+        return [speaker_of_key(k) for k in keys]
+    except DataError:
+        return None
+
+
 def _codes(values: Sequence[Hashable]) -> np.ndarray:
     """Integer codes for arbitrary hashable labels (strings or ints), in order of first appearance."""
     index: dict[Hashable, int] = {}

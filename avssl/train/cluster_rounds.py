@@ -25,7 +25,7 @@ from torch import nn
 from avssl.data.manifest import Utterance
 from avssl.errors import DataError
 from avssl.eval.extract import embed_utterances, encoder_embedder, load_embeddings, save_embeddings
-from avssl.pseudo.diagnostics import speaker_of_key
+from avssl.pseudo.diagnostics import speakers_if_known
 from avssl.pseudo.kmeans import cluster_embeddings
 from avssl.pseudo.labels import cluster_report, read_pseudo_labels, write_pseudo_labels
 from avssl.utils.atomic import atomic_write_json
@@ -123,7 +123,7 @@ def _cluster_shards(
     matrix = np.stack([rows[k] for k in keys])
     k = min(n_clusters, len(keys))
     result = cluster_embeddings(matrix, k, seed=seed, iterations=iterations)
-    report = cluster_report(result, keys, _diagnostic_truth(keys))
+    report = cluster_report(result, keys, speakers_if_known(keys))
     diagnostics = report.get("diagnostics")
     log.info(
         "clustering %s: %d utterances into %d clusters%s",
@@ -131,11 +131,3 @@ def _cluster_shards(
         f" (diagnostic only: NMI {diagnostics['nmi']:.3f}, purity {diagnostics['purity']:.3f})" if diagnostics else "",
     )
     return result.labels, report
-
-
-def _diagnostic_truth(keys: Sequence[str]) -> list[str] | None:
-    """Identities read from VoxCeleb-style keys, for NMI / purity only; None when keys carry none."""
-    try:
-        return [speaker_of_key(k) for k in keys]
-    except DataError:
-        return None

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from avssl.config import CropConfig, PseudoTrainConfig, as_dict, save_config
 from avssl.data.augment import WaveAugment, load_augment_sources
 from avssl.data.featurise import CropFeaturiser, FeaturiseInWorkers, keyed_generator
-from avssl.data.manifest import Utterance, read_manifest
+from avssl.data.manifest import read_manifest
 from avssl.data.training_data import audio_views, epoch_batches
 from avssl.errors import DataError
 from avssl.features import Fbank
@@ -45,7 +45,7 @@ from avssl.models.aam import AamSoftmax
 from avssl.pseudo.correction import correct_labels, masked_mean_loss
 from avssl.pseudo.cross_modal import CrossModalGate
 from avssl.pseudo.cross_modal_epoch_gate import CrossModalEpochGate, EpochLosses, cross_modal_gate_for_epoch
-from avssl.pseudo.diagnostics import LabelAudit, cluster_diagnostics, speaker_of_key, true_speaker_labels
+from avssl.pseudo.diagnostics import LabelAudit, cluster_diagnostics, speakers_if_known, true_speaker_labels
 from avssl.pseudo.epoch_gate import EpochGate, gate_for_epoch
 from avssl.pseudo.labels import write_pseudo_labels
 from avssl.ssl.dino import cosine_schedule
@@ -115,7 +115,7 @@ def train_pseudo_labels(
 
     # ---- data: one random segment per utterance per epoch, augmented; its clean copy for LC ----
     utterances = read_manifest(config.data.train_manifest)
-    truth = _diagnostic_truth(utterances)
+    truth = speakers_if_known([u.key for u in utterances])
     segment = CropConfig(num_global=1, global_seconds=config.segment_seconds, num_local=0)
     dataset = audio_views(config.data, utterances, segment, config.run.seed, accelerator.process_index,
                           accelerator.num_processes)
@@ -524,11 +524,3 @@ def _encoder_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def _read_summary(folder: Path) -> dict:
     return json.loads((folder / "summary.json").read_text())
-
-
-def _diagnostic_truth(utterances: list[Utterance]) -> list[str] | None:
-    """True speakers from VoxCeleb-style keys, for diagnostics only; None when keys carry none."""
-    try:
-        return [speaker_of_key(u.key) for u in utterances]
-    except DataError:
-        return None
