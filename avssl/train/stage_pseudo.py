@@ -40,7 +40,6 @@ from avssl.data.manifest import read_manifest
 from avssl.data.training_data import audio_views, epoch_batches
 from avssl.errors import DataError
 from avssl.features import Fbank
-from avssl.models import build_encoder
 from avssl.models.aam import AamSoftmax
 from avssl.pseudo.correction import correct_labels, masked_mean_loss
 from avssl.pseudo.cross_modal import CrossModalGate
@@ -59,7 +58,7 @@ from avssl.train.cross_modal_round import (
     StepOutcome,
     cross_modal_step,
 )
-from avssl.train.encoder_file import read_encoder_configs, save_encoder
+from avssl.train.encoder_file import load_encoder, read_encoder_configs, save_encoder
 from avssl.train.epoch_records import StepRecords
 from avssl.train.fused_labels import fused_round_labels
 from avssl.train.monitor import ScalarLog
@@ -155,9 +154,7 @@ def train_pseudo_labels(
         # ---- models: the encoder continues from the previous round (or stage I); a new classifier ----
         set_seed(config.run.seed + round_index)
         start = encoders[-1] if encoders and config.rounds.start_from == "previous" else Path(config.init_encoder)
-        encoder = build_encoder(encoder_config, feature_config.n_mels)
-        encoder.load_state_dict(_encoder_weights(start))
-        encoder.to(device)
+        encoder, _, _ = load_encoder(start, device)
         face_encoder = None
         if faces is not None:
             face_start = face_encoders[-1] if face_encoders and config.rounds.start_from == "previous" else faces.init_path
@@ -514,12 +511,6 @@ def _save_gate_record(
         np.savez(handle, **record)
 
     atomic_write(path, write)
-
-
-def _encoder_weights(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(path))
 
 
 def _read_summary(folder: Path) -> dict:
