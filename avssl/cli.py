@@ -171,7 +171,7 @@ def _demo(args: argparse.Namespace) -> None:
     from avssl.demo import run_demo
 
     run_demo(args.out_dir, seed=args.seed, profile="quick" if args.quick else "full", workers=args.workers,
-             overrides=tuple(args.overrides))
+             overrides=tuple(args.overrides), jobs=args.jobs)
 
 
 def _add_extraction_options(p: argparse.ArgumentParser) -> None:
@@ -285,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="tiny corpus and 2 epochs: a smoke run")
     p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--jobs", type=int, default=None,
+                   help="trainings side by side after the first DINO, one torch thread each (default: 2, --quick: 1)")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the DINO config")
     p.set_defaults(func=_demo)
 

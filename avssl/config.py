@@ -60,6 +60,13 @@ class AugmentConfig:
     prob: float = 1.0
     reverb_weight: float = 1.0
     noise_weight: float = 1.0
+    # Random channel EQ, drawn per crop after reverb / noise: a smooth gain curve over log-frequency, the
+    # sum of eq_bands cosines whose amplitudes are uniform in +-eq_db / sqrt(eq_bands) dB. A session's
+    # microphone and room colour a whole recording alike, so without it "same recording" positives can
+    # be matched by their EQ alone. Off by default (not yet shown to help; docs/concepts/dino.md).
+    eq_prob: float = 0.0
+    eq_db: float = 6.0
+    eq_bands: int = 4
     # SNR range in dB per noise category (MUSAN folder names).
     snr_db: dict[str, list[float]] = field(
         default_factory=lambda: {"noise": [0.0, 15.0], "music": [5.0, 15.0], "speech": [10.0, 30.0]}
@@ -162,6 +169,11 @@ class ClusterAwareConfig:
     global_from_partner: int = 1  # global crops taken from the partner utterance (the rest: the anchor)
     local_from_partner: int = 2  # local crops taken from the partner utterance
     kmeans_iterations: int = 20
+    # Clusters from another run instead of this teacher's k-means: a key -> cluster file (the
+    # clusters/epochNNNN.tsv of a CA-DINO run, or a stage-II round's labels.tsv). For faces, the audio
+    # model's clusters give partners from other sessions, whose background and lighting differ, so the
+    # shared face is the only thing left to match (docs/concepts/faces.md). Used as given, never re-clustered.
+    labels: str | None = None
 
 
 @dataclass
@@ -309,11 +321,18 @@ class DinoTrainConfig:
                 "must be a non-empty list of positive cluster counts",
             ),
             (
-                not self.cluster_aware.enabled or self.run.init_checkpoint is not None,
+                not self.cluster_aware.enabled or self.run.init_checkpoint is not None
+                or self.cluster_aware.labels is not None,
                 "run.init_checkpoint",
-                "must name a DINO checkpoint.pt when cluster_aware.enabled (the clusters come from its teacher)",
+                "must name a DINO checkpoint.pt when cluster_aware.enabled (the clusters come from its teacher), "
+                "unless cluster_aware.labels gives them",
             ),
             (self.cluster_aware.recluster_every_epochs >= 0, "cluster_aware.recluster_every_epochs", "must be >= 0"),
+            (
+                self.cluster_aware.labels is None or self.cluster_aware.recluster_every_epochs == 0,
+                "cluster_aware.recluster_every_epochs",
+                "must be 0 with cluster_aware.labels (clusters from a file are used as given, never re-clustered)",
+            ),
             (self.cluster_aware.kmeans_iterations > 0, "cluster_aware.kmeans_iterations", "must be positive"),
         ]
         _raise_first_failure(self, checks)
@@ -395,6 +414,9 @@ class GateConfig:
     use_log_loss: bool = True  # DLG fits its mixture to log-losses
     min_samples: int = 50
     min_separation: float = 2.0  # Ashman's D below which the mixture is one population (degenerate)
+    # A fit whose low-loss component holds fewer of the samples is degenerate: DLG assumes most pseudo-
+    # labels are right, and a minority low mode gated on dropped most of the data (docs/concepts/stage2.md).
+    min_reliable_weight: float = 0.5
 
 
 @dataclass
@@ -491,6 +513,7 @@ class PseudoTrainConfig:
             (self.gate.warmup_epochs >= 0, "gate.warmup_epochs", "must be >= 0"),
             (self.gate.min_samples >= 2, "gate.min_samples", "must be >= 2"),
             (self.gate.min_separation >= 0, "gate.min_separation", "must be >= 0"),
+            (0 <= self.gate.min_reliable_weight < 1, "gate.min_reliable_weight", "must be in [0, 1)"),
             (
                 not self.correction.enabled or self.correction.start_epoch >= self.gate.warmup_epochs,
                 "correction.start_epoch",

@@ -3,9 +3,11 @@
 synth (demo size) -> prepare -> baselines -> stage I: DINO, then at equal budget either more DINO or
 cluster-aware DINO -> stage II from CA-DINO: pseudo-label rounds without gate, with a fixed gate, with
 DLG and with DLG-LC, next to the same training on the corpus's TRUE labels (a clearly labelled
-supervised upper bound, the only place the demo trains on identities) -> one table of EER and minDCF
-per system, one of the clusterings (NMI / purity against the truth, diagnostics only) and one of what
-each stage-II gate did (how many samples it kept or corrected, and how many kept labels were right).
+supervised upper bound, the only place the demo trains on identities) -> faces: visual DINO, then
+cross-modal DLG-LC (fused audio + face clusters, both encoders) -> one table of EER and minDCF per
+system (audio, face, and audio + face fused with equal weights after z-norm), one of the clusterings
+(NMI / purity against the truth, diagnostics only) and one of what each stage-II gate did (how many
+samples it kept or corrected, and how many kept labels were right).
 
 Every stage writes into its own folder of the run directory; re-running the same command skips what
 is done (the corpus and preparation are idempotent, training resumes from its checkpoints).
@@ -15,10 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -27,23 +32,34 @@ from avssl.config import DinoTrainConfig, PseudoTrainConfig, load_config
 from avssl.data.manifest import Utterance, read_manifest
 from avssl.errors import ConfigError
 from avssl.eval.baselines import mfcc_stats_embedding
-from avssl.eval.evaluate import evaluate_trials, format_table, mean_embedding
-from avssl.eval.extract import embed_utterances, encoder_embedder, save_embeddings
+from avssl.eval.evaluate import EvalRequest, evaluate, evaluate_trials, format_table, mean_embedding
+from avssl.eval.extract import embed_utterances, encoder_embedder, load_embeddings, save_embeddings
+from avssl.eval.extract_faces import extract_faces_to_file
 from avssl.eval.plots import plot_dino_training, plot_loss_gate
+from avssl.faces.frames import FrameSampling
 from avssl.features import Fbank
 from avssl.models import build_encoder
 from avssl.prep.corpus import prepare_corpus
+from avssl.prep.faces import prepare_faces
 from avssl.pseudo.diagnostics import LabelAudit, speaker_of_key
 from avssl.pseudo.labels import read_pseudo_labels
 from avssl.synth.corpus import generate_corpus
 from avssl.train.encoder_file import load_encoder
 from avssl.train.stage_dino import CHECKPOINT, train_dino
-from avssl.train.stage_pseudo import round_dir, train_pseudo_labels
+from avssl.train.stage_pseudo import PseudoResult, round_dir, train_pseudo_labels
 from avssl.utils.atomic import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "demo"
+# Audio + face score fusion: equal weights after z-normalisation, a label-free choice (no dev trials).
+FUSION_FACE_WEIGHT = 0.5
+# Face frames for the demo's face encoders: the centre 60 % of the frame (the face, little of the
+# background and clothing that every frame of a video shares and DINO would match instead), stored at
+# the 64-pixel size the demo's face encoders read.
+FACE_SAMPLING = FrameSampling(size=64, crop=0.6)
 
 # Stage II variants: (row title, overrides). The last one is the supervised reference, not the method.
 PSEUDO_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -65,6 +81,10 @@ class DemoProfile:
     continue_overrides: tuple[str, ...]  # the equal-budget continuation: more DINO, or CA-DINO
     ca_overrides: tuple[str, ...]
     pseudo_overrides: tuple[str, ...]  # stage II (on top of configs/demo/pseudo.yaml)
+    face_overrides: tuple[str, ...]  # visual DINO (on top of configs/demo/face_dino.yaml)
+    # Trainings side by side after the first DINO. On 2 cores two one-thread processes trained stage II
+    # 1.4 times faster than one two-thread process (small convolutions keep a second thread idle).
+    jobs: int
 
 
 PROFILES = {
@@ -74,6 +94,8 @@ PROFILES = {
         continue_overrides=("optim.epochs=6", "optim.warmup_epochs=1"),
         ca_overrides=("cluster_aware.enabled=true", "cluster_aware.n_clusters=[64]"),
         pseudo_overrides=(),
+        face_overrides=(),
+        jobs=2,
     ),
     "quick": DemoProfile(
         "tiny",
@@ -82,19 +104,27 @@ PROFILES = {
         ca_overrides=("cluster_aware.enabled=true", "cluster_aware.n_clusters=[4]"),
         pseudo_overrides=("labels.n_clusters=4", "rounds.epochs=2", "optim.batch_size=4", "segment_seconds=1.0",
                           "gate.min_samples=4", "correction.start_epoch=1"),
+        face_overrides=("optim.epochs=1", "optim.batch_size=4", "optim.warmup_epochs=0"),
+        jobs=1,
     ),
 }
 
 
 def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers: int | None = None,
-             overrides: tuple[str, ...] = ()) -> dict:
+             overrides: tuple[str, ...] = (), jobs: int | None = None) -> dict:
     """Run every stage; return (and write as JSON and markdown) the results tables.
 
     ``overrides`` (key=value) apply to every training stage that has the key (e.g. run.progress=false).
+    ``jobs``: trainings run side by side after the first DINO, each in its own process with one torch
+    thread (None: the profile's choice, 2 for the full demo; 1 runs them one after another in this
+    process with torch's default threads).
     """
     if profile not in PROFILES:
         raise ConfigError(f"unknown demo profile '{profile}' (choose from {', '.join(PROFILES)})")
     chosen = PROFILES[profile]
+    jobs = chosen.jobs if jobs is None else jobs
+    if jobs < 1:
+        raise ConfigError(f"demo jobs must be at least 1, got {jobs}")
     out = Path(out_dir).resolve()
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -155,23 +185,45 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
     dino = timed("train: DINO", lambda: train_dino(config, resume=True))
     plot_dino_training(dino.output_dir / "train_log.jsonl", out / "dino_training.png")
     score_encoder(f"DINO ({config.optim.epochs} epochs)", "dino", dino.encoder_path)
+    # From here on, independent trainings run side by side, one torch thread each (jobs > 1).
+    one_thread = ("run.threads=1",) if jobs > 1 else ()
     init = f"run.init_checkpoint={dino.output_dir / CHECKPOINT}"
-    more = dino_config("dino_more", init, *chosen.continue_overrides)
-    more_dino = timed("train: DINO, more epochs", lambda: train_dino(more, resume=True))
+    more = dino_config("dino_more", init, *chosen.continue_overrides, *one_thread)
+    ca = dino_config("ca_dino", init, *chosen.continue_overrides, *chosen.ca_overrides, *one_thread)
+    stores = {split: out / "faces" / split for split in ("dev", "test")}
+    for split, store in stores.items():
+        timed(f"prepare faces: {split}", lambda split=split, store=store: prepare_faces(
+            data / "manifests" / f"{split}.tsv", store, FACE_SAMPLING, workers=workers))
+    face_config = load_config(DinoTrainConfig, CONFIG_DIR / "face_dino.yaml", [
+        f"data.train_manifest={data / 'manifests' / 'dev.tsv'}", f"face.frames.store={stores['dev']}",
+        f"run.output_dir={out / 'face_dino'}", f"run.seed={seed}", *chosen.face_overrides, *one_thread, *overrides])
+    stage_one = timed("phase: DINO more / CA-DINO / visual DINO", lambda: run_jobs({
+        "train: DINO, more epochs": (train_dino_job, more),
+        "train: CA-DINO": (train_dino_job, ca),
+        "train: visual DINO": (train_dino_job, face_config),
+    }, jobs, timings))
+    more_dino, ca_dino, face_dino = (stage_one[name] for name in
+                                     ("train: DINO, more epochs", "train: CA-DINO", "train: visual DINO"))
     budget = f"{config.optim.epochs} + {more.optim.epochs} epochs"
-    score_encoder(f"DINO ({budget})", "dino_more", more_dino.encoder_path)
-    ca = dino_config("ca_dino", init, *chosen.continue_overrides, *chosen.ca_overrides)
-    ca_dino = timed("train: CA-DINO", lambda: train_dino(ca, resume=True))
-    score_encoder(f"CA-DINO ({budget})", "ca_dino", ca_dino.encoder_path)
+    score_encoder(f"DINO ({budget})", "dino_more", more_dino)
+    score_encoder(f"CA-DINO ({budget})", "ca_dino", ca_dino)
     clusterings = [_clustering_row("CA-DINO", path) for path in sorted((out / "ca_dino" / "clusters").glob("*.json"))]
     gates: list[dict] = []
 
-    # ---- stage II from CA-DINO: pseudo-label rounds with each gate, and the true-label reference ----
-    for name, (title, variant) in PSEUDO_VARIANTS.items():
-        pseudo = load_config(PseudoTrainConfig, CONFIG_DIR / "pseudo.yaml", [
-            f"init_encoder={ca_dino.encoder_path}", *paths, f"run.output_dir={out / 'stage2' / name}",
-            *chosen.pseudo_overrides, *variant, *_known(PseudoTrainConfig, overrides)])
-        trained = timed(f"train: stage II {name}", lambda pseudo=pseudo: train_pseudo_labels(pseudo, resume=True))
+    # ---- stage II from CA-DINO: each gate, the true-label reference, and cross-modal DLG-LC with faces ----
+    def pseudo_config(name: str, *extra: str) -> PseudoTrainConfig:
+        return load_config(PseudoTrainConfig, CONFIG_DIR / "pseudo.yaml", [
+            f"init_encoder={ca_dino}", *paths, f"run.output_dir={out / 'stage2' / name}",
+            *chosen.pseudo_overrides, *extra, *one_thread, *_known(PseudoTrainConfig, overrides)])
+
+    stage_two_jobs = {f"train: stage II {name}": (train_pseudo_job, pseudo_config(name, *variant))
+                      for name, (_, variant) in PSEUDO_VARIANTS.items()}
+    stage_two_jobs["train: stage II cross-modal DLG-LC"] = (train_pseudo_job, pseudo_config(
+        "crossmodal", "cross_modal.enabled=true", f"cross_modal.init_face_encoder={face_dino}",
+        f"cross_modal.frames.store={stores['dev']}", *PSEUDO_VARIANTS["dlglc"][1]))
+    stage_two = timed("phase: stage II", lambda: run_jobs(stage_two_jobs, jobs, timings))
+    for name, (title, _) in PSEUDO_VARIANTS.items():
+        trained = stage_two[f"train: stage II {name}"]
         for round_index, encoder_path in enumerate(trained.round_encoders):
             score_encoder(f"{title}, round {round_index + 1}", f"stage2_{name}_round{round_index + 1}", encoder_path)
             if name != "truth":
@@ -179,6 +231,37 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
                 clusterings.append(_clustering_row(f"stage II {name}", round_dir(trained.output_dir, round_index) / "labels.json",
                                                    round_index + 1))
     plot_gate_figure(out / "stage2" / "dlglc", out / "dlg_gate.png")
+
+    def score_faces(system: str, slug: str, encoder_path: Path) -> None:
+        def work() -> None:
+            for split, store in stores.items():
+                extract_faces_to_file(encoder_path, data / "manifests" / f"{split}.tsv",
+                                      out / "embeddings" / f"{slug}_{split}.npz", store=store)
+            keys, test_emb = load_embeddings(out / "embeddings" / f"{slug}_test.npz")
+            dev_mean = mean_embedding(load_embeddings(out / "embeddings" / f"{slug}_dev.npz")[1])
+            results[system] = evaluate_trials(trial_files, keys, test_emb, dev_mean, out / "scores" / slug)
+        timed(f"extract+score: {slug}", work)
+
+    def score_fused(system: str, audio_slug: str, face_slug: str) -> None:
+        """Audio + face with equal weights after z-norm from label-free cohorts: nothing fitted on trials."""
+        embeddings = out / "embeddings"
+        evaluation = evaluate(EvalRequest(
+            trial_files, embeddings / f"{audio_slug}_test.npz", train_embeddings=embeddings / f"{audio_slug}_dev.npz",
+            cohort_embeddings=embeddings / f"{audio_slug}_dev.npz", face_embeddings=embeddings / f"{face_slug}_test.npz",
+            face_cohort_embeddings=embeddings / f"{face_slug}_dev.npz", fusion_weight=FUSION_FACE_WEIGHT, seed=seed))
+        results[system] = {name: evaluation.metrics[name]["fused"] for name in lists}
+
+    score_faces(f"face: visual DINO ({face_config.optim.epochs} epochs)", "face_dino", face_dino)
+    score_fused("audio + face fused: CA-DINO + visual DINO", "ca_dino", "face_dino")
+    cross = stage_two["train: stage II cross-modal DLG-LC"]
+    for round_index, (audio_path, face_path) in enumerate(zip(cross.round_encoders, cross.round_face_encoders,
+                                                              strict=True)):
+        slug = f"stage2_crossmodal_round{round_index + 1}"
+        score_encoder(f"audio encoder, cross-modal DLG-LC, round {round_index + 1}", slug, audio_path)
+        score_faces(f"face encoder, cross-modal DLG-LC, round {round_index + 1}", f"{slug}_face", face_path)
+        score_fused(f"audio + face fused, cross-modal DLG-LC, round {round_index + 1}", slug, f"{slug}_face")
+        gates.append(_gate_row("crossmodal", cross.rounds[round_index]))
+        clusterings += _fusion_rows(round_dir(cross.output_dir, round_index) / "labels.json", round_index + 1)
 
     timings["total"] = round(time.perf_counter() - started, 1)
     table = format_table(results, lists)
@@ -193,6 +276,45 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
     print("stage times (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
     print(f"written: {out / 'results.md'}, {out / 'results.json'}")
     return report
+
+
+def train_dino_job(config: DinoTrainConfig) -> Path:
+    """One stage-I training (resumed if it was interrupted); returns the teacher's encoder file."""
+    return train_dino(config, resume=True).encoder_path
+
+
+def train_pseudo_job(config: PseudoTrainConfig) -> PseudoResult:
+    """One stage-II training (resumed if it was interrupted)."""
+    return train_pseudo_labels(config, resume=True)
+
+
+def run_jobs(work: dict[str, tuple[Callable[[T], R], T]], jobs: int, timings: dict[str, float]) -> dict[str, R]:
+    """Run independent trainings: in ``jobs`` spawned processes, or one after another here (``jobs`` 1).
+
+    Each training's own wall time goes into ``timings`` under its name. A failure in any training is
+    raised here, after the others have finished, so their checkpoints are complete for a re-run.
+    """
+    def timed_call(name: str, function: Callable[[T], R], argument: T) -> R:
+        result, seconds = _timed(function, argument)
+        timings[name] = seconds
+        print(f"[demo] {name}: {seconds:.1f} s", flush=True)
+        return result
+
+    if jobs == 1:
+        return {name: timed_call(name, function, argument) for name, (function, argument) in work.items()}
+    results: dict[str, R] = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {name: pool.submit(_timed, function, argument) for name, (function, argument) in work.items()}
+        for name, future in futures.items():
+            results[name], timings[name] = future.result()
+            print(f"[demo] {name}: {timings[name]:.1f} s (side by side)", flush=True)
+    return results
+
+
+def _timed(function: Callable[[T], R], argument: T) -> tuple[R, float]:
+    tick = time.perf_counter()
+    result = function(argument)
+    return result, round(time.perf_counter() - tick, 1)
 
 
 def _keys(utterances: list[Utterance]) -> list[str]:
@@ -215,6 +337,16 @@ def _clustering_row(stage: str, report_path: Path, round_number: int | None = No
         "nmi": diagnostics.get("nmi"),
         "purity": diagnostics.get("purity"),
     }
+
+
+def _fusion_rows(report_path: Path, round_number: int) -> list[dict]:
+    """A cross-modal round's clusterings: audio-only, face-only and fused k-means at the same K."""
+    report = json.loads(report_path.read_text())
+    diagnostics = report.get("diagnostics") or {}
+    return [{"stage": f"cross-modal: {name}", "round": round_number, "clusters": report.get("n_clusters"),
+             "nmi": diagnostics[key]["nmi"], "purity": diagnostics[key]["purity"]}
+            for name, key in (("audio-only k-means", "audio"), ("face-only k-means", "face"), ("fused labels", "fused"))
+            if diagnostics.get(key)]
 
 
 def _gate_row(name: str, summary: dict) -> dict:

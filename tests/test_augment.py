@@ -73,3 +73,28 @@ def test_lists_from_prepare_load_and_bad_lists_fail(tmp_path: Path) -> None:
         load_augment_sources(str(tmp_path / "missing.tsv"), None, 16000)
     with pytest.raises(DataError, match="SNR range"):
         WaveAugment(sources, AugmentConfig(snr_db={"noise": [0.0, 1.0]}))
+
+
+def test_random_eq_keeps_power_stays_within_its_range_and_is_reproducible() -> None:
+    augment = WaveAugment(AugmentSources(), AugmentConfig(prob=0.0, eq_prob=1.0, eq_db=6.0, eq_bands=4))
+    assert augment.active
+    waves = torch.randn(16, 16_000, generator=torch.Generator().manual_seed(1))
+    shaped = augment(waves, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(shaped.pow(2).mean(1), waves.pow(2).mean(1), rtol=1e-4, atol=0)
+    # The gain curve is the ratio of the spectra: a sum of 4 cosines of amplitude <= 6 / sqrt(4) dB each.
+    gain_db = 20 * torch.log10(torch.fft.rfft(shaped).abs() / torch.fft.rfft(waves).abs().clamp_min(1e-9))
+    speech_band = gain_db[:, 100:7000]  # 100 Hz .. 7 kHz at 1-Hz bins
+    assert float((speech_band.amax(1) - speech_band.amin(1)).max()) <= 2 * 4 * 6.0 / 2 + 1e-3
+    assert float((speech_band.amax(1) - speech_band.amin(1)).min()) > 0.5  # every crop really is coloured
+    again = augment(waves, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(again, shaped)
+    assert not torch.allclose(augment(waves, torch.Generator().manual_seed(1)), shaped)
+
+
+def test_random_eq_applies_with_its_own_probability() -> None:
+    augment = WaveAugment(AugmentSources(), AugmentConfig(prob=0.0, eq_prob=0.5))
+    waves = torch.randn(200, 800, generator=torch.Generator().manual_seed(2))
+    changed = ~torch.isclose(augment(waves, torch.Generator().manual_seed(3)), waves).all(dim=1)
+    assert 60 < int(changed.sum()) < 140
+    off = WaveAugment(AugmentSources(), AugmentConfig(prob=0.0, eq_prob=0.0))
+    assert not off.active and off(waves, torch.Generator()) is waves

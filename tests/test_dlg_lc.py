@@ -137,6 +137,20 @@ def test_dynamic_gate_degenerate_cases_keep_previous() -> None:
     assert collapsed_fit.degenerate and collapsed_fit.threshold == 1.3 and "collapsed" in collapsed_fit.reason
 
 
+def test_a_minority_low_loss_mode_is_not_taken_for_the_reliable_labels() -> None:
+    """DLG assumes most labels are right: a low mode holding 20 % of the samples would gate away 80 %."""
+    rng = np.random.default_rng(3)
+    losses = np.concatenate([rng.normal(1.0, 0.2, 200), rng.normal(4.0, 0.4, 800)])
+    fit = fit_dynamic_gate(losses, use_log=False, previous=3.0)
+    assert fit.degenerate and fit.threshold == 3.0 and "min_reliable_weight" in fit.reason
+    assert fit.weights == pytest.approx((0.2, 0.8), abs=0.02)  # the mixture itself is reported
+    allowed = fit_dynamic_gate(losses, use_log=False, min_reliable_weight=0.0)
+    assert not allowed.degenerate
+    assert allowed.threshold == pytest.approx(_true_crossing((1.0, 4.0), (0.2, 0.4), (0.2, 0.8)), abs=0.1)
+    with pytest.raises(ConfigError, match="min_reliable_weight"):
+        fit_dynamic_gate(losses, min_reliable_weight=1.0)
+
+
 def test_crossing_needs_each_component_to_dominate_at_its_mean() -> None:
     assert _crossing_between_means((0.0, 3.0), (0.5, 0.5), (0.5, 0.5)) == pytest.approx(1.5)
     # A light, narrow low component swamped by its neighbour even at its own mean: no boundary.

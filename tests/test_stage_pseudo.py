@@ -134,7 +134,9 @@ def test_two_processes_share_one_threshold(tiny_prepared: Path, stage1_encoder: 
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-        str(HELPER), *_overrides(tiny_prepared, stage1_encoder, out, "rounds.count=1", "optim.batch_size=2"),
+        # min_reliable_weight 0: a threshold in every fit of these tiny losses, so there is one to compare
+        str(HELPER), *_overrides(tiny_prepared, stage1_encoder, out, "rounds.count=1", "optim.batch_size=2",
+                                 "gate.min_reliable_weight=0"),
     ]
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     files = [out / f"rank{r}_thresholds.json" for r in range(2)]
@@ -144,5 +146,5 @@ def test_two_processes_share_one_threshold(tiny_prepared: Path, stage1_encoder: 
     # The threshold of epoch 3 is the one-process fit on the union of both ranks' epoch-2 losses.
     losses = np.load(round_dir(out, 0) / "gate" / "epoch002.npz")["losses"]
     assert losses.shape == (24,)
-    fit = fit_dynamic_gate(losses, True, per_rank[0][0][1], 0, 4, 0.5)
+    fit = fit_dynamic_gate(losses, True, per_rank[0][0][1], 0, 4, 0.5, min_reliable_weight=0.0)
     assert per_rank[0][0][2] == pytest.approx(fit.threshold)

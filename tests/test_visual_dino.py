@@ -27,7 +27,7 @@ from avssl.faces.frames import FrameSampling
 from avssl.faces.store import FaceStore
 from avssl.models import build_encoder
 from avssl.prep.faces import prepare_faces
-from avssl.pseudo.labels import read_pseudo_labels
+from avssl.pseudo.labels import read_pseudo_labels, write_pseudo_labels
 from avssl.train.checkpoint import save_checkpoint
 from avssl.train.encoder_file import load_face_encoder, read_encoder_configs, save_encoder
 from avssl.train.stage_dino import DinoResult, train_dino
@@ -154,6 +154,29 @@ def test_cluster_aware_face_dino_draws_partner_crops(face_run: DinoResult, faces
     fractions = [line["clusters/partner_fraction"] for line in log_lines(tmp_path / "ca") if "loss" in line]
     assert len(fractions) == 22 // 4 and min(fractions) > 0  # every batch trained with partner crops
     assert np.isfinite(result.final_loss)
+
+
+def test_face_dino_takes_its_clusters_from_another_run(faces: FaceData, tmp_path: Path) -> None:
+    """cluster_aware.labels: partners from a given key -> cluster file (e.g. the audio model's), no k-means."""
+    keys = [u.key for u in read_manifest(faces.train_manifest)]
+    given = tmp_path / "audio_clusters.tsv"
+    write_pseudo_labels(given, keys, np.arange(len(keys)) % 2)  # two clusters, every utterance has a partner
+    config = face_config(faces, tmp_path / "given", "cluster_aware.enabled=true", f"cluster_aware.labels={given}",
+                         "optim.epochs=1")
+    result = train_dino(config)  # from scratch: no run.init_checkpoint needed when the clusters are given
+    assert not (tmp_path / "given" / "clusters").exists()  # nothing was clustered
+    fractions = [line["clusters/partner_fraction"] for line in log_lines(tmp_path / "given") if "loss" in line]
+    assert fractions and min(fractions) == 1.0 and np.isfinite(result.final_loss)
+
+    write_pseudo_labels(given, keys[:5], np.zeros(5, dtype=np.int64))
+    with pytest.raises(DataError, match=r"cluster_aware.labels.*no cluster for"):
+        train_dino(face_config(faces, tmp_path / "short", "cluster_aware.enabled=true", f"cluster_aware.labels={given}"))
+    with pytest.raises(ConfigError, match="cluster_aware.labels"):
+        train_dino(face_config(faces, tmp_path / "none", "cluster_aware.enabled=true",
+                               f"cluster_aware.labels={tmp_path / 'missing.tsv'}"))
+    with pytest.raises(ConfigError, match="recluster_every_epochs"):
+        face_config(faces, tmp_path / "x", "cluster_aware.enabled=true", f"cluster_aware.labels={given}",
+                    "cluster_aware.recluster_every_epochs=2")
 
 
 def test_a_checkpoint_of_the_other_modality_is_refused(faces: FaceData, tmp_path: Path) -> None:

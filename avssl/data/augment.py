@@ -10,6 +10,7 @@ preferable (it only needs a device to live on).
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,10 @@ def _normalise_rir(rir: torch.Tensor) -> torch.Tensor:
     return rir / rir.norm().clamp_min(1e-8)
 
 
+# The random EQ curve starts at this fraction of the Nyquist frequency (50 Hz at 16 kHz).
+_EQ_LOWEST = 50 / 8000
+
+
 class WaveAugment:
     """Corrupt each crop independently with probability ``prob``: reverb or noise at a random SNR."""
 
@@ -89,7 +94,7 @@ class WaveAugment:
 
     @property
     def active(self) -> bool:
-        return bool(self.kinds) and self.config.prob > 0
+        return (bool(self.kinds) and self.config.prob > 0) or self.config.eq_prob > 0
 
     @torch.no_grad()
     def __call__(self, waves: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -97,18 +102,46 @@ class WaveAugment:
         if not self.active:
             return waves
         count = waves.shape[0]
-        apply = torch.rand(count, generator=generator) < self.config.prob
-        choice = torch.multinomial(self.weights, count, replacement=True, generator=generator)
         out = waves.clone()
-        for kind_index, kind in enumerate(self.kinds):
-            rows = torch.nonzero(apply & (choice == kind_index)).flatten().to(waves.device)
-            if rows.numel() == 0:
-                continue
-            if kind == "reverb":
-                out[rows] = self._reverb(waves[rows], generator)
-            else:
-                out[rows] = self._add_noise(waves[rows], kind.split(":", 1)[1], generator)
+        if self.kinds and self.config.prob > 0:
+            apply = torch.rand(count, generator=generator) < self.config.prob
+            choice = torch.multinomial(self.weights, count, replacement=True, generator=generator)
+            for kind_index, kind in enumerate(self.kinds):
+                rows = torch.nonzero(apply & (choice == kind_index)).flatten().to(waves.device)
+                if rows.numel() == 0:
+                    continue
+                if kind == "reverb":
+                    out[rows] = self._reverb(waves[rows], generator)
+                else:
+                    out[rows] = self._add_noise(waves[rows], kind.split(":", 1)[1], generator)
+        if self.config.eq_prob > 0:
+            rows = torch.nonzero(torch.rand(count, generator=generator) < self.config.eq_prob).flatten()
+            if rows.numel():
+                rows = rows.to(waves.device)
+                out[rows] = self._equalise(out[rows], generator)
         return out
+
+    def _equalise(self, waves: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Multiply each crop's spectrum by its own smooth random gain curve (zero phase), keeping its power.
+
+        The curve is ``sum_k c_k cos(pi k u)`` in dB over ``u``, the log-frequency position from 50 Hz to
+        Nyquist (flat below), with ``c_k`` uniform in +-eq_db / sqrt(eq_bands): shelves, tilts and broad bells like
+        those of microphones and rooms, never a notch that would remove a formant.
+        """
+        count, length = waves.shape
+        spectrum = torch.fft.rfft(waves, dim=1)
+        bins = spectrum.shape[1]
+        fraction_of_nyquist = torch.linspace(0.0, 1.0, bins, dtype=torch.float64).clamp_min(_EQ_LOWEST)
+        position = torch.log(fraction_of_nyquist / _EQ_LOWEST) / math.log(1 / _EQ_LOWEST)
+        bands = max(1, self.config.eq_bands)
+        basis = torch.stack([torch.cos(math.pi * k * position) for k in range(1, bands + 1)])  # (bands, bins)
+        coefficients = (2 * torch.rand(count, bands, generator=generator, dtype=torch.float64) - 1)
+        curve_db = (coefficients * self.config.eq_db / math.sqrt(bands)) @ basis
+        gain = torch.pow(10.0, curve_db / 20).to(dtype=waves.dtype, device=waves.device)
+        shaped = torch.fft.irfft(spectrum * gain, n=length, dim=1)
+        power_in = waves.pow(2).mean(dim=1, keepdim=True)
+        power_out = shaped.pow(2).mean(dim=1, keepdim=True).clamp_min(1e-10)
+        return shaped * (power_in / power_out).sqrt()
 
     def _reverb(self, waves: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         rirs = self.sources.rirs

@@ -96,13 +96,14 @@ def fit_cross_modal_gate(
     seed: int = 0,
     min_samples: int = 50,
     min_separation: float = 2.0,
+    min_reliable_weight: float = 0.5,
 ) -> CrossModalGate:
     """Fit the ``mode`` gate to the previous epoch's per-sample losses, as :func:`fit_dynamic_gate` does.
 
     The three vectors have one entry per sample; the face losses of samples with ``has_face`` False are
     ignored. ``previous`` is the gate the previous epoch used (same mode); a degenerate fit keeps its
     threshold (+inf when there is none), and the fit's ``reason`` says why. ``use_log``, ``seed``,
-    ``min_samples`` and ``min_separation`` are passed to every fit.
+    ``min_samples``, ``min_separation`` and ``min_reliable_weight`` are passed to every fit.
 
     Raises:
         ConfigError: unknown ``mode``, or ``previous`` was made for another mode.
@@ -124,7 +125,8 @@ def fit_cross_modal_gate(
     for name, losses in samples.items():
         before = previous.thresholds[name] if previous is not None else math.inf
         fits[name] = fit_dynamic_gate(
-            losses, use_log, before if math.isfinite(before) else None, seed, min_samples, min_separation
+            losses, use_log, before if math.isfinite(before) else None, seed, min_samples, min_separation,
+            min_reliable_weight,
         )
     return CrossModalGate(mode, {name: fit.threshold for name, fit in fits.items()}, fits)
 

@@ -82,6 +82,7 @@ def cross_modal_gate_for_epoch(
     fitted = fit_cross_modal_gate(
         previous_losses.audio, previous_losses.face, previous_losses.has_face, mode, previous_gate,
         gate.use_log_loss, seed, gate.min_samples, gate.min_separation,
+        gate.min_reliable_weight,
     )
     if fitted.degenerate:
         return CrossModalEpochGate(fitted, correct, f"degenerate fit ({fitted.reason}); previous threshold kept")

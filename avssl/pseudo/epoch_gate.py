@@ -55,7 +55,8 @@ def gate_for_epoch(
         return EpochGate(previous_threshold, correct, None, "no losses from a previous epoch yet")
     previous = previous_threshold if math.isfinite(previous_threshold) else None
     fit = fit_dynamic_gate(
-        previous_losses, gate.use_log_loss, previous, seed, gate.min_samples, gate.min_separation
+        previous_losses, gate.use_log_loss, previous, seed, gate.min_samples, gate.min_separation,
+        gate.min_reliable_weight,
     )
     if fit.degenerate:
         log.warning("DLG fit at epoch %d is degenerate (%s): keeping threshold %.4g", epoch + 1, fit.reason, fit.threshold)

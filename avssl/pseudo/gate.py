@@ -72,6 +72,7 @@ def fit_dynamic_gate(
     seed: int = 0,
     min_samples: int = 50,
     min_separation: float = 2.0,
+    min_reliable_weight: float = 0.5,
 ) -> GateFit:
     """Fit the DLG threshold to per-sample ``losses`` (any shape; flattened).
 
@@ -89,18 +90,23 @@ def fit_dynamic_gate(
       A mixture fitted to a single Gaussian population splits it into two overlapping halves with
       D around 1.5; D = 2 is where an equal-weight, equal-variance mixture stops being bimodal;
     - no crossing between the means: one component does not dominate at its own mean, so there is no
-      single boundary between them.
+      single boundary between them;
+    - the low-loss component holds less than ``min_reliable_weight`` of the samples. DLG's premise is
+      that most pseudo-labels are right and fit early; a low mode that is a minority is something else
+      (e.g. easy segments), and gating on it would drop most of the data, right labels included.
 
     Raises:
         DataError: a loss is NaN or infinite (training diverged; fix that before gating), or a loss is
             negative while ``use_log`` (these are not cross-entropies).
-        ConfigError: ``min_samples`` < 2, ``min_separation`` negative, or ``previous`` is NaN or not
-            positive.
+        ConfigError: ``min_samples`` < 2, ``min_separation`` negative, ``min_reliable_weight`` outside
+            [0, 1), or ``previous`` is NaN or not positive.
     """
     if min_samples < 2:
         raise ConfigError(f"min_samples must be at least 2 to fit a two-component mixture, got {min_samples}")
     if not min_separation >= 0.0:
         raise ConfigError(f"min_separation (Ashman's D) must be non-negative, got {min_separation}")
+    if not 0.0 <= min_reliable_weight < 1.0:
+        raise ConfigError(f"min_reliable_weight must be in [0, 1), got {min_reliable_weight}")
     if previous is not None and not previous > 0.0:
         raise ConfigError(f"previous loss-gate threshold must be positive (or None), got {previous}")
     fallback = math.inf if previous is None else float(previous)
@@ -141,6 +147,12 @@ def fit_dynamic_gate(
         return degenerate(
             f"means too close: Ashman's D = {separation:.2f} < min_separation={min_separation}; "
             "the losses look like one population",
+            fit,
+        )
+    if weights[0] < min_reliable_weight:
+        return degenerate(
+            f"the low-loss component holds only {weights[0]:.2f} of the samples (< min_reliable_weight="
+            f"{min_reliable_weight}); most labels are not in it, so it is not the reliable population",
             fit,
         )
     crossing = _crossing_between_means(means, stds, weights)

@@ -48,7 +48,7 @@ class LookParams:
 
     light_angle: float  # radians, direction of the brightness gradient
     light_slope: float  # brightness change across the frame, fraction
-    brightness: float  # overall exposure (dark sessions < 0.6)
+    brightness: float  # overall exposure (dim sessions < 0.8)
     cast_r: float  # colour cast gains per channel
     cast_g: float
     cast_b: float
@@ -113,11 +113,11 @@ def _sample_look(rng: np.random.Generator) -> LookParams:
     shirt = rng.integers(10, 246, size=3)
     return LookParams(
         light_angle=float(rng.uniform(0, 2 * np.pi)),
-        light_slope=float(rng.uniform(0.0, 0.8)),
-        brightness=float(rng.uniform(0.45, 1.15)),
-        cast_r=float(rng.uniform(0.75, 1.25)),
-        cast_g=float(rng.uniform(0.8, 1.2)),
-        cast_b=float(rng.uniform(0.75, 1.25)),
+        light_slope=float(rng.uniform(0.0, 0.5)),
+        brightness=float(rng.uniform(0.65, 1.1)),
+        cast_r=float(rng.uniform(0.88, 1.12)),
+        cast_g=float(rng.uniform(0.9, 1.1)),
+        cast_b=float(rng.uniform(0.88, 1.12)),
         bg_r=int(bg[0]),
         bg_g=int(bg[1]),
         bg_b=int(bg[2]),
@@ -125,7 +125,7 @@ def _sample_look(rng: np.random.Generator) -> LookParams:
         shirt_r=int(shirt[0]),
         shirt_g=int(shirt[1]),
         shirt_b=int(shirt[2]),
-        face_scale=float(rng.uniform(0.7, 1.1)),
+        face_scale=float(rng.uniform(0.95, 1.15)),
         offset_x=float(rng.uniform(-0.08, 0.08)),
         offset_y=float(rng.uniform(-0.06, 0.06)),
         rotation_deg=float(rng.uniform(-10, 10)),

@@ -35,7 +35,7 @@ from avssl.errors import AvsslError, ConfigError
 from avssl.models.dino_head import DinoHead, EncoderWithHead
 from avssl.ssl.dino import DinoLoss, cosine_schedule, ema_update, teacher_temperature_schedule
 from avssl.train.checkpoint import load_checkpoint, save_checkpoint
-from avssl.train.cluster_rounds import ClusterSchedule, cluster_round
+from avssl.train.cluster_rounds import ClusterSchedule, cluster_round, given_clusters
 from avssl.train.encoder_file import average_encoder_files
 from avssl.train.modality import build_modality
 from avssl.train.monitor import CollapseWatch, ScalarLog
@@ -167,11 +167,14 @@ def train_dino(config: DinoTrainConfig, resume: bool = False, stop_after_epochs:
     for epoch in range(start_epoch, end_epoch):
         if cluster_aware.enabled and (epoch == start_epoch or schedule.latest_round(epoch) == epoch):
             round_epoch = schedule.latest_round(epoch)
-            labels, cluster_report = cluster_round(
-                accelerator, lambda share: modality.embed(teacher.encoder, share, device), modality.utterances,
-                schedule.clusters_at(round_epoch), out / "clusters" / f"epoch{round_epoch:04d}.tsv",
-                config.run.seed + round_epoch, cluster_aware.kmeans_iterations,
-            )
+            if cluster_aware.labels is not None:  # another run's clusters (for faces: the audio model's)
+                labels, cluster_report = given_clusters(Path(cluster_aware.labels), modality.utterances), None
+            else:
+                labels, cluster_report = cluster_round(
+                    accelerator, lambda share: modality.embed(teacher.encoder, share, device), modality.utterances,
+                    schedule.clusters_at(round_epoch), out / "clusters" / f"epoch{round_epoch:04d}.tsv",
+                    config.run.seed + round_epoch, cluster_aware.kmeans_iterations,
+                )
             dataset.set_clusters(labels, cluster_aware.global_from_partner, cluster_aware.local_from_partner)
             if cluster_report and "diagnostics" in cluster_report:
                 diagnostics = cluster_report["diagnostics"]
