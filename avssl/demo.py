@@ -20,10 +20,10 @@ import logging
 import multiprocessing
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ from avssl.pseudo.diagnostics import LabelAudit, speaker_of_key
 from avssl.pseudo.labels import read_pseudo_labels
 from avssl.synth.corpus import generate_corpus
 from avssl.train.encoder_file import load_encoder
-from avssl.train.stage_dino import CHECKPOINT, train_dino
+from avssl.train.stage_dino import CHECKPOINT, ENCODER, train_dino
 from avssl.train.stage_pseudo import PseudoResult, round_dir, train_pseudo_labels
 from avssl.utils.atomic import atomic_write_json, atomic_write_text
 
@@ -91,7 +91,7 @@ PROFILES = {
     "full": DemoProfile(
         "demo",
         dino_overrides=(),
-        continue_overrides=("optim.epochs=6", "optim.warmup_epochs=1"),
+        continue_overrides=("optim.epochs=5", "optim.warmup_epochs=1"),
         ca_overrides=("cluster_aware.enabled=true", "cluster_aware.n_clusters=[64]"),
         pseudo_overrides=(),
         face_overrides=(),
@@ -185,50 +185,54 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
     dino = timed("train: DINO", lambda: train_dino(config, resume=True))
     plot_dino_training(dino.output_dir / "train_log.jsonl", out / "dino_training.png")
     score_encoder(f"DINO ({config.optim.epochs} epochs)", "dino", dino.encoder_path)
-    # From here on, independent trainings run side by side, one torch thread each (jobs > 1).
-    one_thread = ("run.threads=1",) if jobs > 1 else ()
-    init = f"run.init_checkpoint={dino.output_dir / CHECKPOINT}"
-    more = dino_config("dino_more", init, *chosen.continue_overrides, *one_thread)
-    ca = dino_config("ca_dino", init, *chosen.continue_overrides, *chosen.ca_overrides, *one_thread)
     stores = {split: out / "faces" / split for split in ("dev", "test")}
     for split, store in stores.items():
         timed(f"prepare faces: {split}", lambda split=split, store=store: prepare_faces(
             data / "manifests" / f"{split}.tsv", store, FACE_SAMPLING, workers=workers))
+
+    # ---- every later training: stage I continuations, visual DINO, stage II (audio-only and cross-modal) ----
+    # Independent ones run side by side (jobs > 1), one torch thread each, as soon as what they start from
+    # is trained; their output files are known in advance, so their configs are too.
+    one_thread = ("run.threads=1",) if jobs > 1 else ()
+    init = f"run.init_checkpoint={dino.output_dir / CHECKPOINT}"
+    more = dino_config("dino_more", init, *chosen.continue_overrides, *one_thread)
+    ca = dino_config("ca_dino", init, *chosen.continue_overrides, *chosen.ca_overrides, *one_thread)
     face_config = load_config(DinoTrainConfig, CONFIG_DIR / "face_dino.yaml", [
         f"data.train_manifest={data / 'manifests' / 'dev.tsv'}", f"face.frames.store={stores['dev']}",
         f"run.output_dir={out / 'face_dino'}", f"run.seed={seed}", *chosen.face_overrides, *one_thread, *overrides])
-    stage_one = timed("phase: DINO more / CA-DINO / visual DINO", lambda: run_jobs({
-        "train: DINO, more epochs": (train_dino_job, more),
-        "train: CA-DINO": (train_dino_job, ca),
-        "train: visual DINO": (train_dino_job, face_config),
-    }, jobs, timings))
-    more_dino, ca_dino, face_dino = (stage_one[name] for name in
-                                     ("train: DINO, more epochs", "train: CA-DINO", "train: visual DINO"))
-    budget = f"{config.optim.epochs} + {more.optim.epochs} epochs"
-    score_encoder(f"DINO ({budget})", "dino_more", more_dino)
-    score_encoder(f"CA-DINO ({budget})", "ca_dino", ca_dino)
-    clusterings = [_clustering_row("CA-DINO", path) for path in sorted((out / "ca_dino" / "clusters").glob("*.json"))]
-    gates: list[dict] = []
+    ca_dino, face_dino = Path(ca.run.output_dir) / ENCODER, Path(face_config.run.output_dir) / ENCODER
 
-    # ---- stage II from CA-DINO: each gate, the true-label reference, and cross-modal DLG-LC with faces ----
     def pseudo_config(name: str, *extra: str) -> PseudoTrainConfig:
         return load_config(PseudoTrainConfig, CONFIG_DIR / "pseudo.yaml", [
             f"init_encoder={ca_dino}", *paths, f"run.output_dir={out / 'stage2' / name}",
             *chosen.pseudo_overrides, *extra, *one_thread, *_known(PseudoTrainConfig, overrides)])
 
-    stage_two_jobs = {f"train: stage II {name}": (train_pseudo_job, pseudo_config(name, *variant))
-                      for name, (_, variant) in PSEUDO_VARIANTS.items()}
-    stage_two_jobs["train: stage II cross-modal DLG-LC"] = (train_pseudo_job, pseudo_config(
-        "crossmodal", "cross_modal.enabled=true", f"cross_modal.init_face_encoder={face_dino}",
-        f"cross_modal.frames.store={stores['dev']}", *PSEUDO_VARIANTS["dlglc"][1]))
-    stage_two = timed("phase: stage II", lambda: run_jobs(stage_two_jobs, jobs, timings))
+    # Listed in the order they start when a process is free: the longest chains first.
+    work = {
+        "train: CA-DINO": Job(train_dino_job, ca),
+        "train: visual DINO": Job(train_dino_job, face_config),
+        "train: DINO, more epochs": Job(train_dino_job, more),
+        "train: stage II crossmodal": Job(train_pseudo_job, pseudo_config(
+            "crossmodal", "cross_modal.enabled=true", f"cross_modal.init_face_encoder={face_dino}",
+            f"cross_modal.frames.store={stores['dev']}", *PSEUDO_VARIANTS["dlglc"][1]),
+            after=("train: CA-DINO", "train: visual DINO")),
+        **{f"train: stage II {name}": Job(train_pseudo_job, pseudo_config(name, *variant), after=("train: CA-DINO",))
+           for name, (_, variant) in PSEUDO_VARIANTS.items()},
+    }
+    trained = timed(f"trainings after DINO ({jobs} side by side)", lambda: run_jobs(work, jobs, timings))
+
+    budget = f"{config.optim.epochs} + {more.optim.epochs} epochs"
+    score_encoder(f"DINO ({budget})", "dino_more", trained["train: DINO, more epochs"])
+    score_encoder(f"CA-DINO ({budget})", "ca_dino", ca_dino)
+    clusterings = [_clustering_row("CA-DINO", path) for path in sorted((out / "ca_dino" / "clusters").glob("*.json"))]
+    gates: list[dict] = []
     for name, (title, _) in PSEUDO_VARIANTS.items():
-        trained = stage_two[f"train: stage II {name}"]
-        for round_index, encoder_path in enumerate(trained.round_encoders):
+        run = trained[f"train: stage II {name}"]
+        for round_index, encoder_path in enumerate(run.round_encoders):
             score_encoder(f"{title}, round {round_index + 1}", f"stage2_{name}_round{round_index + 1}", encoder_path)
             if name != "truth":
-                gates.append(_gate_row(name, trained.rounds[round_index]))
-                clusterings.append(_clustering_row(f"stage II {name}", round_dir(trained.output_dir, round_index) / "labels.json",
+                gates.append(_gate_row(name, run.rounds[round_index]))
+                clusterings.append(_clustering_row(f"stage II {name}", round_dir(run.output_dir, round_index) / "labels.json",
                                                    round_index + 1))
     plot_gate_figure(out / "stage2" / "dlglc", out / "dlg_gate.png")
 
@@ -253,7 +257,7 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
 
     score_faces(f"face: visual DINO ({face_config.optim.epochs} epochs)", "face_dino", face_dino)
     score_fused("audio + face fused: CA-DINO + visual DINO", "ca_dino", "face_dino")
-    cross = stage_two["train: stage II cross-modal DLG-LC"]
+    cross = trained["train: stage II crossmodal"]
     for round_index, (audio_path, face_path) in enumerate(zip(cross.round_encoders, cross.round_face_encoders,
                                                               strict=True)):
         slug = f"stage2_crossmodal_round{round_index + 1}"
@@ -288,26 +292,46 @@ def train_pseudo_job(config: PseudoTrainConfig) -> PseudoResult:
     return train_pseudo_labels(config, resume=True)
 
 
-def run_jobs(work: dict[str, tuple[Callable[[T], R], T]], jobs: int, timings: dict[str, float]) -> dict[str, R]:
-    """Run independent trainings: in ``jobs`` spawned processes, or one after another here (``jobs`` 1).
+@dataclass(frozen=True)
+class Job:
+    """One training: ``function(argument)``, started once the jobs named in ``after`` have finished."""
 
-    Each training's own wall time goes into ``timings`` under its name. A failure in any training is
-    raised here, after the others have finished, so their checkpoints are complete for a re-run.
+    function: Callable[[Any], Any]
+    argument: Any
+    after: tuple[str, ...] = ()
+
+
+def run_jobs(work: dict[str, Job], jobs: int, timings: dict[str, float]) -> dict[str, Any]:
+    """Run trainings, each once its ``after`` jobs are done: ``jobs`` at a time in spawned processes, or
+    one after another here (``jobs`` 1; ``work`` must then list every job after those it waits for).
+
+    Each training's own wall time goes into ``timings`` under its name. A failing training stops new
+    ones from starting; those already running finish (their checkpoints complete for a re-run), then the
+    error is raised.
     """
-    def timed_call(name: str, function: Callable[[T], R], argument: T) -> R:
-        result, seconds = _timed(function, argument)
-        timings[name] = seconds
+    results: dict[str, Any] = {}
+
+    def finished(name: str, result: Any, seconds: float) -> None:
+        results[name], timings[name] = result, seconds
         print(f"[demo] {name}: {seconds:.1f} s", flush=True)
-        return result
 
     if jobs == 1:
-        return {name: timed_call(name, function, argument) for name, (function, argument) in work.items()}
-    results: dict[str, R] = {}
+        for name, job in work.items():
+            if not set(job.after) <= set(results):
+                raise ValueError(f"job {name!r} is listed before {set(job.after) - set(results)}, which it waits for")
+            finished(name, *_timed(job.function, job.argument))
+        return results
+    pending, running = dict(work), {}
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {name: pool.submit(_timed, function, argument) for name, (function, argument) in work.items()}
-        for name, future in futures.items():
-            results[name], timings[name] = future.result()
-            print(f"[demo] {name}: {timings[name]:.1f} s (side by side)", flush=True)
+        while pending or running:
+            for name in [n for n, job in pending.items() if set(job.after) <= set(results)][: jobs - len(running)]:
+                job = pending.pop(name)
+                running[pool.submit(_timed, job.function, job.argument)] = name
+            if not running:
+                raise ValueError(f"jobs {sorted(pending)} wait for jobs that are not in the work list")
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                finished(running.pop(future), *future.result())
     return results
 
 

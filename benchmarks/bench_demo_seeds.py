@@ -25,6 +25,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny corpus, 2 epochs (smoke test of the script)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads per training process (1 on a machine shared with other jobs)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="trainings side by side within a seed (default: the demo's; 1 when seeds run in parallel)")
     args = parser.parse_args()
 
     reports = {}
@@ -35,7 +37,8 @@ def main() -> None:
             reports[seed] = json.loads(done.read_text())
         else:
             overrides = ("run.progress=false", *((f"run.threads={args.threads}",) if args.threads else ()))
-            reports[seed] = run_demo(folder, seed=seed, profile="quick" if args.quick else "full", overrides=overrides)
+            reports[seed] = run_demo(folder, seed=seed, profile="quick" if args.quick else "full", overrides=overrides,
+                                     jobs=args.jobs)
     first = reports[args.seeds[0]]
     systems, lists = list(first["results"]), first["trial_lists"]
     header = ["system", *(f"{name} EER% seed {s}" for name in lists for s in args.seeds), *(f"{n} median" for n in lists)]

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import pytest
+
 from avssl.cli import main
+from avssl.demo import Job, run_jobs
 
 
 def test_quick_demo_end_to_end(tmp_path: Path, capsys) -> None:
@@ -40,3 +44,17 @@ def test_cli_reports_bad_input_without_traceback(tmp_path: Path, capsys) -> None
     config.write_text("optim:\n  epochz: 1\n")
     assert main(["train", str(config)]) == 2
     assert "optim.epochz" in capsys.readouterr().err
+
+
+def test_trainings_run_side_by_side_in_dependency_order_and_failures_surface() -> None:
+    work = {"a": Job(math.sqrt, 16.0), "b": Job(math.sqrt, 9.0, after=("a",)), "c": Job(math.sqrt, 4.0, after=("a",))}
+    timings: dict[str, float] = {}
+    assert run_jobs(work, 2, timings) == {"a": 4.0, "b": 3.0, "c": 2.0}
+    assert set(timings) == {"a", "b", "c"}
+    assert run_jobs(work, 1, {}) == {"a": 4.0, "b": 3.0, "c": 2.0}
+    with pytest.raises(ValueError, match="listed before"):
+        run_jobs({"b": Job(math.sqrt, 9.0, after=("a",)), "a": Job(math.sqrt, 1.0)}, 1, {})
+    with pytest.raises(ValueError, match="not in the work list"):
+        run_jobs({"b": Job(math.sqrt, 9.0, after=("missing",))}, 2, {})
+    with pytest.raises(ValueError, match="math domain error"):  # a failing training is raised, not swallowed
+        run_jobs({"bad": Job(math.sqrt, -1.0), "fine": Job(math.sqrt, 1.0)}, 2, {})
