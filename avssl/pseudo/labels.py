@@ -67,6 +67,20 @@ def read_pseudo_labels(path: str | os.PathLike) -> dict[str, int]:
     return labels
 
 
+def labels_in_order(path: str | os.PathLike, keys: Sequence[str], source: str = "") -> np.ndarray:
+    """The labels of ``keys``, in that order, from a pseudo-label file that must cover every one of them.
+
+    ``source`` names where the file came from (e.g. a config key) in the error about missing keys.
+    """
+    by_key = read_pseudo_labels(path)
+    missing = [key for key in keys if key not in by_key]
+    if missing:
+        where = f" ({source})" if source else ""
+        raise DataError(f"{path}{where} has no cluster for {len(missing)} of the {len(keys)} training utterances "
+                        f"(first: {missing[:_KEYS_SHOWN]}); it must come from a run on the same training manifest")
+    return np.array([by_key[key] for key in keys], dtype=np.int64)
+
+
 def cluster_report(result: ClusterResult, keys: Sequence[str], truth: Sequence | None = None) -> dict:
     """A JSON-ready summary of one clustering: sizes, objective, the largest clusters, and diagnostics.
 

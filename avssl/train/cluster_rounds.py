@@ -23,11 +23,11 @@ from accelerate import Accelerator
 from torch import nn
 
 from avssl.data.manifest import Utterance
-from avssl.errors import ConfigError, DataError
+from avssl.errors import ConfigError
 from avssl.eval.extract import embed_utterances, encoder_embedder, load_embeddings, save_embeddings
 from avssl.pseudo.diagnostics import speakers_if_known
 from avssl.pseudo.kmeans import cluster_embeddings
-from avssl.pseudo.labels import cluster_report, read_pseudo_labels, write_pseudo_labels
+from avssl.pseudo.labels import cluster_report, labels_in_order, write_pseudo_labels
 from avssl.utils.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -100,11 +100,7 @@ def cluster_round(
             atomic_write_json(labels_path.with_suffix(".json"), report)
         accelerator.wait_for_everyone()
         _shard_path(labels_path, rank).unlink(missing_ok=True)
-    by_key = read_pseudo_labels(labels_path)
-    missing = [u.key for u in utterances if u.key not in by_key]
-    if missing:
-        raise DataError(f"{labels_path} has no cluster for {len(missing)} training utterances (first: {missing[:3]})")
-    return np.array([by_key[u.key] for u in utterances], dtype=np.int64), report
+    return labels_in_order(labels_path, [u.key for u in utterances]), report
 
 
 def given_clusters(labels_path: Path, utterances: Sequence[Utterance]) -> np.ndarray:
@@ -112,15 +108,10 @@ def given_clusters(labels_path: Path, utterances: Sequence[Utterance]) -> np.nda
     if not labels_path.is_file():
         raise ConfigError(f"config key 'cluster_aware.labels': {labels_path} does not exist (give a clusters/"
                           "epochNNNN.tsv of a cluster-aware run or a stage-II round's labels.tsv)")
-    by_key = read_pseudo_labels(labels_path)
-    missing = [u.key for u in utterances if u.key not in by_key]
-    if missing:
-        raise DataError(f"{labels_path} (cluster_aware.labels) has no cluster for {len(missing)} of the "
-                        f"{len(utterances)} training utterances (first: {missing[:3]}); it must come from a run "
-                        "on the same training manifest")
+    labels = labels_in_order(labels_path, [u.key for u in utterances], "cluster_aware.labels")
     log.info("clusters from %s (cluster_aware.labels): %d utterances, %d clusters", labels_path, len(utterances),
-             len({by_key[u.key] for u in utterances}))
-    return np.array([by_key[u.key] for u in utterances], dtype=np.int64)
+             len(np.unique(labels)))
+    return labels
 
 
 def _shard_path(labels_path: Path, rank: int) -> Path:

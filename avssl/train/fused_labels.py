@@ -31,7 +31,7 @@ from avssl.faces.embed import embed_faces
 from avssl.faces.sources import FaceSource
 from avssl.pseudo.diagnostics import true_speaker_labels
 from avssl.pseudo.fusion import FusionResult, fuse_by_affinity, fuse_by_concatenation, fusion_report
-from avssl.pseudo.labels import read_pseudo_labels, write_pseudo_labels
+from avssl.pseudo.labels import labels_in_order, write_pseudo_labels
 from avssl.utils.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -154,14 +154,11 @@ def _fuse(
 
 def _read_round(labels_path: Path, report_path: Path, utterances: Sequence[Utterance]) -> RoundLabels:
     """What the main process wrote (or an earlier run did), in ``utterances`` order."""
-    by_key = read_pseudo_labels(labels_path)
-    missing = [u.key for u in utterances if u.key not in by_key]
-    if missing:
-        raise DataError(f"{labels_path} has no label for {len(missing)} training utterances (first: {missing[:3]})")
+    labels = labels_in_order(labels_path, [u.key for u in utterances])
     report = json.loads(report_path.read_text())
     without = set(report["without_face_keys"])
     return RoundLabels(
-        np.array([by_key[u.key] for u in utterances], dtype=np.int64),
+        labels,
         np.array([u.key not in without for u in utterances], dtype=bool),
         report,
     )
