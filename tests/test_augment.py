@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from avssl.config import AugmentConfig
-from avssl.data.augment import AugmentSources, WaveAugment, load_augment_sources
+from avssl.data.augment import AugmentSources, WaveAugment, load_augment_sources, reverberate_head
 from avssl.errors import DataError
 
 
@@ -53,6 +53,16 @@ def test_reverb_keeps_level_and_a_unit_impulse_is_identity() -> None:
     wet = augment(clean, torch.Generator().manual_seed(0))
     torch.testing.assert_close(wet.pow(2).mean(1), clean.pow(2).mean(1), rtol=1e-3, atol=1e-5)
     assert not torch.allclose(wet, clean)
+
+
+def test_reverberation_is_the_head_of_the_linear_convolution_at_any_length() -> None:
+    generator = torch.Generator().manual_seed(0)
+    # 1000 + 701 - 1 = 1700 is smooth, 997 + 701 - 1 = 1697 is prime: both must give the direct result.
+    for length in (1000, 997):
+        waves = torch.randn(3, length, generator=generator, dtype=torch.float64)
+        rirs = torch.randn(3, 701, generator=generator, dtype=torch.float64)
+        direct = np.stack([np.convolve(w, r)[:length] for w, r in zip(waves.numpy(), rirs.numpy(), strict=True)])
+        np.testing.assert_allclose(reverberate_head(waves, rirs).numpy(), direct, atol=1e-9)
 
 
 def test_probability_zero_leaves_crops_untouched() -> None:
