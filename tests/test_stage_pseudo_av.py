@@ -137,6 +137,20 @@ def test_av_rounds_train_both_encoders_then_resume_exactly(av: AvData, tiny_prep
     assert json.dumps(resumed.rounds) == json.dumps(full.rounds)
 
 
+def test_face_crops_made_in_loader_workers_train_the_same_encoders(
+    av: AvData, tiny_prepared: Path, tmp_path: Path
+) -> None:
+    """Two data-loader worker processes read, crop and augment the faces (and the audio): same result."""
+    runs = {
+        workers: train_pseudo_labels(load_config(PseudoTrainConfig, None, _overrides(
+            av, tiny_prepared, tmp_path / f"workers{workers}", "rounds.count=1", f"data.num_workers={workers}")))
+        for workers in (0, 2)
+    }
+    assert _same_files(runs[0].round_encoders[0], runs[2].round_encoders[0])
+    assert _same_files(runs[0].round_face_encoders[0], runs[2].round_face_encoders[0])
+    assert runs[2].rounds[0]["epochs"][1]["samples_without_face"] == 3
+
+
 @pytest.mark.parametrize("mode", ["and", "or"])
 def test_per_modality_gates_with_affinity_fusion(av: AvData, tiny_prepared: Path, tmp_path: Path, mode: str) -> None:
     result = train_pseudo_labels(load_config(PseudoTrainConfig, None, _overrides(
@@ -165,6 +179,10 @@ def test_two_processes_share_the_cross_modal_gate(av: AvData, tiny_prepared: Pat
     assert record["has_face"].shape == (24,) and (~record["has_face"]).sum() == 3
     summary = json.loads((round_dir(out, 0) / "summary.json").read_text())
     assert summary["cross_modal"]["utterances_without_face"] == 3
+    # Each rank embedded half of the utterances for the fused labels; the merged report names all three
+    # faceless utterances (they fall to both ranks), and the shares are gone.
+    assert sorted(summary["label_report"]["without_face_keys"]) == sorted(av.faceless)
+    assert not list(round_dir(out, 0).glob("embeddings.rank*.npz"))
     assert all(e["thresholds"]["face"] is not None for e in summary["epochs"][1:])
 
 

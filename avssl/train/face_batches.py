@@ -12,16 +12,23 @@ face batch, so that the face encoder sees a batch of fixed size on every rank (D
 parameter used in every step): they get a copy of another face of the batch (batch-norm statistics
 then stay those of real faces), or zeros when the batch has none, and ``has_face`` False, which masks
 their face loss out.
+
+The crops are made where the audio batch is assembled: in the data-loader workers when there are any
+(:class:`FacesInWorkers`), beside the training step: reading and augmenting stored frames runs at about a hundred
+samples per second per core (docs/concepts/faces.md), time the training process would otherwise spend
+with the accelerator idle.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import default_collate
 
 from avssl.data.manifest import Utterance
 from avssl.errors import DataError
@@ -40,6 +47,10 @@ class FaceBatch:
     clean: torch.Tensor | None
     has_face: torch.Tensor
 
+    def to(self, device: torch.device) -> FaceBatch:
+        clean = self.clean.to(device) if self.clean is not None else None
+        return FaceBatch(self.crops.to(device), clean, self.has_face.to(device))
+
 
 class FaceCrops:
     """Builds the :class:`FaceBatch` of a batch of utterance indices (see the module docstring)."""
@@ -53,10 +64,8 @@ class FaceCrops:
         self.size = augment.size
         self.seed = seed
 
-    def __call__(
-        self, indices: Sequence[int], epoch: int, has_face: np.ndarray, clean_needed: bool, device: torch.device
-    ) -> FaceBatch:
-        """Crops of ``indices`` (into ``utterances``) in epoch ``epoch``; ``has_face`` is the round's mask."""
+    def __call__(self, indices: Sequence[int], epoch: int, has_face: np.ndarray, clean_needed: bool) -> FaceBatch:
+        """Crops of ``indices`` (into ``utterances``) in epoch ``epoch`` on the CPU; ``has_face`` is the round's mask."""
         crops: list[torch.Tensor | None] = []
         clean: list[torch.Tensor | None] = []
         for index in (int(i) for i in indices):
@@ -70,11 +79,7 @@ class FaceCrops:
             crops.append(self.augment(image, generator))
             clean.append(frames_to_input(image.permute(1, 2, 0)[None].numpy(), self.size)[0] if clean_needed else None)
         has = torch.tensor([c is not None for c in crops], dtype=torch.bool)
-        return FaceBatch(
-            _fill(crops, self.size).to(device),
-            _fill(clean, self.size).to(device) if clean_needed else None,
-            has.to(device),
-        )
+        return FaceBatch(_fill(crops, self.size), _fill(clean, self.size) if clean_needed else None, has)
 
     def _frame(self, index: int, epoch: int) -> tuple[torch.Tensor, np.random.Generator] | None:
         """One random frame (3, S, S) uint8 of utterance ``index`` and the generator that chose it.
@@ -90,6 +95,33 @@ class FaceCrops:
             return None
         frame = np.array(frames[int(rng.integers(len(frames)))])  # a writable copy: store frames are read-only maps
         return torch.from_numpy(frame).permute(2, 0, 1), rng
+
+
+class FacesInWorkers:
+    """A ``collate_fn`` that adds each batch's :class:`FaceBatch` (key ``faces``) to the audio batch.
+
+    It wraps the audio side's collate function (``None``: the default one). What the crops depend on
+    beyond the batch (the epoch, the round's ``has_face`` mask, whether label correction needs clean
+    copies) is set with :meth:`prepare` before each epoch's pass; the loaders are not persistent, so the
+    workers started for the pass see it.
+    """
+
+    def __init__(self, collate: Callable[[list[dict]], Any] | None, crops: FaceCrops) -> None:
+        self.collate = collate or default_collate
+        self.crops = crops
+        self.epoch = 0
+        self.has_face: np.ndarray | None = None
+        self.clean_needed = False
+
+    def prepare(self, epoch: int, has_face: np.ndarray, clean_needed: bool) -> None:
+        self.epoch, self.has_face, self.clean_needed = epoch, has_face, clean_needed
+
+    def __call__(self, items: list[dict]) -> dict:
+        if self.has_face is None:
+            raise RuntimeError("FacesInWorkers.prepare() must run before the epoch's batches are drawn")
+        batch = self.collate(items)
+        batch["faces"] = self.crops(batch["index"].tolist(), self.epoch, self.has_face, self.clean_needed)
+        return batch
 
 
 def _fill(images: list[torch.Tensor | None], size: int) -> torch.Tensor:

@@ -1,9 +1,10 @@
 """The labels of an audio-visual stage-II round: one pseudo-label per utterance from its voice and its face.
 
-The main process embeds every training utterance with both current encoders (clean, whole utterances;
-every sampled frame of the face track), fuses the two clusterings (:mod:`avssl.pseudo.fusion`) and
-writes ``labels.tsv`` with a ``labels.json`` report; every process then reads those files, so all
-ranks train on the same labels and a resumed run reuses them. Utterances whose video cannot be used
+Every process embeds a disjoint share of the training utterances with both current encoders (clean,
+whole utterances; every sampled frame of the face track), as audio-only clustering does
+(:mod:`avssl.train.cluster_rounds`); the main process merges the shares, fuses the two clusterings
+(:mod:`avssl.pseudo.fusion`) and writes ``labels.tsv`` with a ``labels.json`` report; every process
+then reads those files, so all ranks train on the same labels and a resumed run reuses them. Utterances whose video cannot be used
 (none in the manifest, a missing or unreadable file) are placed by their audio alone; the report
 counts and names them, and ``has_face`` tells training to mask their face loss out.
 
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from accelerate import Accelerator
 from torch import nn
 
@@ -32,7 +34,7 @@ from avssl.faces.sources import FaceSource
 from avssl.pseudo.diagnostics import true_speaker_labels
 from avssl.pseudo.fusion import FusionResult, fuse_by_affinity, fuse_by_concatenation, fusion_report
 from avssl.pseudo.labels import labels_in_order, write_pseudo_labels
-from avssl.utils.atomic import atomic_write_json
+from avssl.utils.atomic import atomic_write, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -65,38 +67,74 @@ def fused_round_labels(
     seed: int,
     truth: Sequence[str] | None,
 ) -> RoundLabels:
-    """Compute (main process) or reuse the round's fused labels; every process returns the same."""
+    """Compute (every process embeds, the main one fuses) or reuse the round's labels; all return the same."""
     labels_path, report_path = folder / "labels.tsv", folder / "labels.json"
-    if accelerator.is_main_process and not (labels_path.is_file() and report_path.is_file()):
+    if not (labels_path.is_file() and report_path.is_file()):
         folder.mkdir(parents=True, exist_ok=True)
-        device = accelerator.device
-        audio = embed_utterances(encoder_embedder(audio_encoder.eval(), fbank), utterances, sample_rate, device)
-        rows, failed = embed_faces(face_encoder, utterances, face_source, image_size, device)
-        has_face = np.array([i in rows for i in range(len(utterances))], dtype=bool)
-        face = np.zeros((len(utterances), _width(rows)), dtype=np.float32)
-        for index, row in rows.items():
-            face[index] = row
-        keys = [u.key for u in utterances]
-        labels, report = _labels_and_report(audio, face, has_face, keys, labels_config, cross_modal, seed, truth)
-        report["without_face_keys"] = [utterances[i].key for i in sorted(failed)]
-        report["without_face_reasons"] = sorted(set(failed.values()))
-        write_pseudo_labels(labels_path, [u.key for u in utterances], labels)
-        atomic_write_json(report_path, report)
-        log.info("fused labels %s: %d utterances, %d without a usable face (trained on audio only)%s",
-                 folder.name, len(utterances), len(failed),
-                 f"; diagnostic NMI audio {report['nmi']['audio']:.3f}, face {report['nmi']['face']}, "
-                 f"fused {report['nmi']['fused']:.3f}" if report.get("nmi") else "")
-    accelerator.wait_for_everyone()
+        rank, world = accelerator.process_index, accelerator.num_processes
+        share = list(range(rank, len(utterances), world))
+        _embed_share(audio_encoder, fbank, face_encoder, face_source, image_size, utterances, share, sample_rate,
+                     accelerator.device, _shard_path(folder, rank))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            audio, face, failed = _merge_shares(folder, world, len(utterances))
+            has_face = np.array([i not in failed for i in range(len(utterances))], dtype=bool)
+            keys = [u.key for u in utterances]
+            labels, report = _labels_and_report(audio, face, has_face, keys, labels_config, cross_modal, seed, truth)
+            report["without_face_keys"] = [utterances[i].key for i in sorted(failed)]
+            report["without_face_reasons"] = sorted(set(failed.values()))
+            write_pseudo_labels(labels_path, keys, labels)
+            atomic_write_json(report_path, report)
+            log.info("fused labels %s: %d utterances, %d without a usable face (trained on audio only)%s",
+                     folder.name, len(utterances), len(failed),
+                     f"; diagnostic NMI audio {report['nmi']['audio']:.3f}, face {report['nmi']['face']}, "
+                     f"fused {report['nmi']['fused']:.3f}" if report.get("nmi") else "")
+        accelerator.wait_for_everyone()
+        _shard_path(folder, rank).unlink(missing_ok=True)
     return _read_round(labels_path, report_path, utterances)
 
 
-def _width(rows: dict[int, np.ndarray]) -> int:
-    if not rows:
+def _shard_path(folder: Path, rank: int) -> Path:
+    return folder / f"embeddings.rank{rank}.npz"
+
+
+def _embed_share(
+    audio_encoder: nn.Module, fbank: nn.Module, face_encoder: nn.Module, face_source: FaceSource, image_size: int,
+    utterances: Sequence[Utterance], share: list[int], sample_rate: int, device: torch.device, path: Path,
+) -> None:
+    """One process's utterances (indices ``share``): audio and face embeddings, and why faces are missing."""
+    chosen = [utterances[i] for i in share]
+    audio = embed_utterances(encoder_embedder(audio_encoder.eval(), fbank), chosen, sample_rate, device)
+    rows, failed = embed_faces(face_encoder, chosen, face_source, image_size, device)
+    width = len(next(iter(rows.values()))) if rows else 0
+    face = np.zeros((len(chosen), width), dtype=np.float32)
+    for local, row in rows.items():
+        face[local] = row
+    reasons = np.array([failed.get(local, "") for local in range(len(chosen))], dtype=str)
+    atomic_write(path, lambda handle: np.savez(handle, index=np.array(share, dtype=np.int64), audio=audio,
+                                               face=face, reasons=reasons))
+
+
+def _merge_shares(folder: Path, world: int, count: int) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """All processes' shares in utterance order: audio (N, da), face (N, df; zeros without a face), failures."""
+    shares = [np.load(_shard_path(folder, rank)) for rank in range(world)]
+    width = max(share["face"].shape[1] for share in shares)
+    if width == 0:
         raise DataError(
             "no training utterance has readable face frames: check the manifest's video column or "
             "cross_modal.frames.store, or set cross_modal.enabled=false"
         )
-    return len(next(iter(rows.values())))
+    audio = np.zeros((count, shares[0]["audio"].shape[1]), dtype=np.float32)
+    face = np.zeros((count, width), dtype=np.float32)
+    failed: dict[int, str] = {}
+    for share in shares:
+        index, reasons = share["index"], share["reasons"]
+        audio[index] = share["audio"]
+        has = reasons == ""
+        if share["face"].shape[1]:
+            face[index[has]] = share["face"][has]
+        failed.update({int(i): str(r) for i, r in zip(index[~has], reasons[~has], strict=True)})
+    return audio, face, failed
 
 
 def _labels_and_report(

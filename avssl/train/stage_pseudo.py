@@ -60,6 +60,7 @@ from avssl.train.cross_modal_round import (
 )
 from avssl.train.encoder_file import load_encoder, read_encoder_configs, save_encoder
 from avssl.train.epoch_records import StepRecords
+from avssl.train.face_batches import FacesInWorkers
 from avssl.train.fused_labels import fused_round_labels
 from avssl.train.monitor import ScalarLog
 from avssl.train.stage_dino import TrainingDiverged
@@ -126,13 +127,15 @@ def train_pseudo_labels(
     featuriser = CropFeaturiser(
         WaveAugment(sources.to(where), config.augment), Fbank(feature_config, sample_rate) if in_workers else fbank, where
     )
+    audio_collate = FeaturiseInWorkers(dataset, featuriser, config.run.seed, clean=True) if in_workers else None
+    faces = FaceTraining(config, utterances) if config.cross_modal.enabled else None
+    face_collate = FacesInWorkers(audio_collate, faces.crops) if faces is not None else None
     batches = epoch_batches(
         dataset, config.optim.batch_size, config.optim.steps_per_epoch, config.data.num_workers,
-        FeaturiseInWorkers(dataset, featuriser, config.run.seed, clean=True) if in_workers else None,
-        config.run.seed, accelerator.process_index, accelerator.num_processes, config.rounds.count * config.rounds.epochs,
+        face_collate or audio_collate, config.run.seed, accelerator.process_index, accelerator.num_processes,
+        config.rounds.count * config.rounds.epochs,
     )
     steps_per_epoch = batches.steps_per_epoch
-    faces = FaceTraining(config, utterances) if config.cross_modal.enabled else None
     scalars = ScalarLog(out, accelerator.is_main_process)
     epochs = config.rounds.epochs
     summaries: list[dict] = []
@@ -238,6 +241,8 @@ def train_pseudo_labels(
             threshold = gate.threshold
             global_epoch = round_index * epochs + epoch
             batches.set_epoch(global_epoch)
+            if face_collate is not None and has_face is not None:
+                face_collate.prepare(global_epoch, has_face, gate.correct)
             model.train()
             tally, face_tally = _EpochTally(), FaceTally()
             bar = tqdm(
@@ -255,7 +260,7 @@ def train_pseudo_labels(
                 )
                 targets = labels_on_device[indices]
                 if isinstance(gate, CrossModalEpochGate) and faces is not None and has_face is not None:
-                    face_batch = faces.crops(batch["index"].tolist(), global_epoch, has_face, gate.correct, device)
+                    face_batch = batch["faces"].to(device)
                     outcome = cross_modal_step(
                         model, accelerator, (classifier, face_classifier), features, face_batch, targets, gate,
                         config.correction, config.cross_modal.face_weight,
