@@ -35,6 +35,7 @@ from avssl.eval.baselines import mfcc_stats_embedding
 from avssl.eval.evaluate import EvalRequest, evaluate, evaluate_trials, format_table, mean_embedding
 from avssl.eval.extract import embed_utterances, encoder_embedder, load_embeddings, save_embeddings
 from avssl.eval.extract_faces import extract_faces_to_file
+from avssl.eval.gains import Comparison, format_gains, stage_gains
 from avssl.eval.plots import plot_dino_training, plot_loss_gate
 from avssl.faces.frames import FrameSampling
 from avssl.features import Fbank
@@ -268,14 +269,18 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
         clusterings += _fusion_rows(round_dir(cross.output_dir, round_index) / "labels.json", round_index + 1)
 
     timings["total"] = round(time.perf_counter() - started, 1)
+    gains = stage_gains(results, _comparisons(
+        f"DINO ({config.optim.epochs} epochs)", budget, face_config.optim.epochs, len(cross.round_encoders)), lists)
     table = format_table(results, lists)
+    gains_table = format_gains(gains, lists)
     cluster_table = _cluster_table(clusterings) + "\n\n" + _gate_table(gates)
-    report = {"profile": profile, "seed": seed, "trial_lists": lists, "results": results, "clusterings": clusterings,
-              "gates": gates,
+    report = {"profile": profile, "seed": seed, "trial_lists": lists, "results": results, "gains": gains,
+              "clusterings": clusterings, "gates": gates,
               "timings_s": timings, "train_utterances": len(dev), "test_utterances": len(test)}
     atomic_write_json(out / "results.json", report)
-    atomic_write_text(out / "results.md", _markdown(report, table, cluster_table))
+    atomic_write_text(out / "results.md", _markdown(report, table, gains_table, cluster_table))
     print("\n" + table + "\n")
+    print(gains_table + "\n")
     print(cluster_table + "\n")
     print("stage times (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
     print(f"written: {out / 'results.md'}, {out / 'results.json'}")
@@ -435,11 +440,34 @@ def plot_gate_figure(run_dir: Path, out_png: Path, round_index: int = 0) -> None
                    f"round {round_index + 1}, {before.stem}: losses and the mixture fitted on them ({status})")
 
 
-def _markdown(report: dict, table: str, cluster_table: str) -> str:
+def _comparisons(dino: str, budget: str, face_epochs: int, rounds: int) -> list[Comparison]:
+    """The comparisons the method's claims rest on, between rows of the demo's table (titles as scored)."""
+    last = f"round {rounds}"
+    no_gate, fixed, dlg_lc, truth = (f"{PSEUDO_VARIANTS[name][0]}, {last}" for name in ("nogate", "fixed", "dlglc", "truth"))
+    ca_dino, face = f"CA-DINO ({budget})", f"face: visual DINO ({face_epochs} epochs)"
+    cross = {part: f"{part}, cross-modal DLG-LC, {last}" for part in ("audio encoder", "face encoder", "audio + face fused")}
+    return [
+        Comparison(f"stage I: {dino} vs no learning (MFCC)", dino, ("MFCC mean+std (no learning)",)),
+        Comparison("cluster-aware DINO vs plain DINO, same budget", ca_dino, (f"DINO ({budget})",)),
+        Comparison(f"stage II: pseudo-labels, {rounds} rounds, no gate vs its start (CA-DINO)", no_gate, (ca_dino,)),
+        Comparison("stage II: the last round vs the first (no gate)", no_gate, (f"{PSEUDO_VARIANTS['nogate'][0]}, round 1",)),
+        Comparison("DLG-LC vs no gate", dlg_lc, (no_gate,)),
+        Comparison("DLG-LC vs the fixed gate (LGL)", dlg_lc, (fixed,)),
+        Comparison("TRUE labels vs DLG-LC (the gap to supervision; reference only)", truth, (dlg_lc,)),
+        Comparison("audio + face scores vs the better modality alone (stage I encoders)",
+                   "audio + face fused: CA-DINO + visual DINO", (ca_dino, face)),
+        Comparison("speaker encoder: cross-modal vs audio-only DLG-LC", cross["audio encoder"], (dlg_lc,)),
+        Comparison("audio + face scores vs the better modality alone (cross-modal encoders)",
+                   cross["audio + face fused"], (cross["audio encoder"], cross["face encoder"])),
+    ]
+
+
+def _markdown(report: dict, table: str, gains_table: str, cluster_table: str) -> str:
     times = "\n".join(f"| {stage} | {seconds} |" for stage, seconds in report["timings_s"].items())
     return (
         f"# avssl demo (profile {report['profile']}, seed {report['seed']})\n\n"
         f"{report['train_utterances']} unlabelled training utterances, {report['test_utterances']} test "
-        f"utterances; trial lists: {', '.join(report['trial_lists'])}.\n\n{table}\n\n{cluster_table}\n\n"
+        f"utterances; trial lists: {', '.join(report['trial_lists'])}.\n\n{table}\n\n{gains_table}\n\n"
+        f"{cluster_table}\n\n"
         f"| stage | seconds |\n|---|---|\n{times}\n"
     )

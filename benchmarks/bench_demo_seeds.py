@@ -59,6 +59,16 @@ def main() -> None:
         values = [reports[s]["clusterings"][k]["nmi"] for s in args.seeds]
         cells = [row["stage"], str(row["round"]), *(f"{v:.3f}" for v in values), f"{float(np.median(values)):.3f}"]
         print("| " + " | ".join(cells) + " |")
+    if all("gains" in reports[s] for s in args.seeds):
+        print("\n| what each stage bought (EER points; negative = better) | "
+              + " | ".join(f"{name} seed {s}" for name in lists for s in args.seeds)
+              + " | " + " | ".join(f"{name} median" for name in lists) + " |")
+        print("|---|" + "---|" * (len(lists) * (len(args.seeds) + 1)))
+        for k, row in enumerate(first["gains"]):
+            changes = {name: [reports[s]["gains"][k]["eer"][name]["change"] for s in args.seeds] for name in lists}
+            cells = [row["question"], *(f"{v:+.2f}" for name in lists for v in changes[name]),
+                     *(f"{float(np.median(changes[name])):+.2f}" for name in lists)]
+            print("| " + " | ".join(cells) + " |")
     seconds = [reports[s]["timings_s"]["total"] for s in args.seeds]
     print(f"\nwall time per seed (s): {', '.join(f'{t:.0f}' for t in seconds)}")
 

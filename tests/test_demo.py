@@ -31,10 +31,15 @@ def test_quick_demo_end_to_end(tmp_path: Path, capsys) -> None:
         assert set(system) == {"synth-O", "synth-H"}
         for metrics in system.values():
             assert 0.0 <= metrics["eer"] <= 1.0 and metrics["n_target"] > 0 and metrics["n_nontarget"] > 0
+    gains = {row["question"]: row for row in report["gains"]}
+    assert len(gains) == 10 and "DLG-LC vs no gate" in gains
+    stage_one = gains["cluster-aware DINO vs plain DINO, same budget"]["eer"]["synth-O"]
+    assert stage_one["change"] == pytest.approx(stage_one["after"] - stage_one["before"], abs=0.011)
     assert (out / "results.md").read_text().count("|") > 20
     assert (out / "dino" / "encoder.pt").is_file() and (out / "dino_training.png").is_file()
     printed = capsys.readouterr().out
     assert "CA-DINO (2 + 1 epochs)" in printed and "synth-O EER%" in printed and "NMI" in printed
+    assert "what each stage bought" in printed
 
 
 def test_cli_reports_bad_input_without_traceback(tmp_path: Path, capsys) -> None:
