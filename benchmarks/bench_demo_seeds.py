@@ -62,12 +62,14 @@ def main() -> None:
     if all("gains" in reports[s] for s in args.seeds):
         print("\n| what each stage bought (EER points; negative = better) | "
               + " | ".join(f"{name} seed {s}" for name in lists for s in args.seeds)
-              + " | " + " | ".join(f"{name} median" for name in lists) + " |")
-        print("|---|" + "---|" * (len(lists) * (len(args.seeds) + 1)))
+              + " | " + " | ".join(f"{name} median" for name in lists)
+              + " | " + " | ".join(f"{name} seeds better" for name in lists) + " |")
+        print("|---|" + "---|" * (len(lists) * (len(args.seeds) + 2)))
         for k, row in enumerate(first["gains"]):
             changes = {name: [reports[s]["gains"][k]["eer"][name]["change"] for s in args.seeds] for name in lists}
             cells = [row["question"], *(f"{v:+.2f}" for name in lists for v in changes[name]),
-                     *(f"{float(np.median(changes[name])):+.2f}" for name in lists)]
+                     *(f"{float(np.median(changes[name])):+.2f}" for name in lists),
+                     *(f"{sum(v < 0 for v in changes[name])} of {len(args.seeds)}" for name in lists)]
             print("| " + " | ".join(cells) + " |")
     seconds = [reports[s]["timings_s"]["total"] for s in args.seeds]
     print(f"\nwall time per seed (s): {', '.join(f'{t:.0f}' for t in seconds)}")
