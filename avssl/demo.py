@@ -62,6 +62,10 @@ FUSION_FACE_WEIGHT = 0.5
 # the 64-pixel size the demo's face encoders read.
 FACE_SAMPLING = FrameSampling(size=64, crop=0.6)
 
+# Row titles that the results table and the "what each stage bought" comparisons (_comparisons) share.
+MFCC_TITLE = "MFCC mean+std (no learning)"
+FUSED_STAGE_ONE_TITLE = "audio + face fused: CA-DINO + visual DINO"
+
 # Stage II variants: (row title, overrides). The last one is the supervised reference, not the method.
 PSEUDO_VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "nogate": ("pseudo-labels, no gate", ("gate.mode=none", "correction.enabled=false")),
@@ -175,7 +179,7 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
 
     # ---- baselines: no learning at all ----
     timed("baseline: MFCC mean+std", lambda: score(
-        "MFCC mean+std (no learning)", "mfcc", lambda wave: mfcc_stats_embedding(wave, sample_rate)))
+        MFCC_TITLE, "mfcc", lambda wave: mfcc_stats_embedding(wave, sample_rate)))
     torch.manual_seed(seed)
     untrained = build_encoder(config.encoder, config.features.n_mels)
     fbank = Fbank(config.features, sample_rate)
@@ -185,7 +189,8 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
     # ---- stage I: DINO, then the same extra budget as more DINO or as cluster-aware DINO ----
     dino = timed("train: DINO", lambda: train_dino(config, resume=True))
     plot_dino_training(dino.output_dir / "train_log.jsonl", out / "dino_training.png")
-    score_encoder(f"DINO ({config.optim.epochs} epochs)", "dino", dino.encoder_path)
+    dino_title = f"DINO ({config.optim.epochs} epochs)"
+    score_encoder(dino_title, "dino", dino.encoder_path)
     stores = {split: out / "faces" / split for split in ("dev", "test")}
     for split, store in stores.items():
         timed(f"prepare faces: {split}", lambda split=split, store=store: prepare_faces(
@@ -223,8 +228,9 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
     trained = timed(f"trainings after DINO ({jobs} side by side)", lambda: run_jobs(work, jobs, timings))
 
     budget = f"{config.optim.epochs} + {more.optim.epochs} epochs"
-    score_encoder(f"DINO ({budget})", "dino_more", trained["train: DINO, more epochs"])
-    score_encoder(f"CA-DINO ({budget})", "ca_dino", ca_dino)
+    more_title, ca_title = f"DINO ({budget})", f"CA-DINO ({budget})"
+    score_encoder(more_title, "dino_more", trained["train: DINO, more epochs"])
+    score_encoder(ca_title, "ca_dino", ca_dino)
     clusterings = [_clustering_row("CA-DINO", path) for path in sorted((out / "ca_dino" / "clusters").glob("*.json"))]
     gates: list[dict] = []
     for name, (title, _) in PSEUDO_VARIANTS.items():
@@ -256,21 +262,22 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
             face_cohort_embeddings=embeddings / f"{face_slug}_dev.npz", fusion_weight=FUSION_FACE_WEIGHT, seed=seed))
         results[system] = {name: evaluation.metrics[name]["fused"] for name in lists}
 
-    score_faces(f"face: visual DINO ({face_config.optim.epochs} epochs)", "face_dino", face_dino)
-    score_fused("audio + face fused: CA-DINO + visual DINO", "ca_dino", "face_dino")
+    face_title = f"face: visual DINO ({face_config.optim.epochs} epochs)"
+    score_faces(face_title, "face_dino", face_dino)
+    score_fused(FUSED_STAGE_ONE_TITLE, "ca_dino", "face_dino")
     cross = trained["train: stage II crossmodal"]
     for round_index, (audio_path, face_path) in enumerate(zip(cross.round_encoders, cross.round_face_encoders,
                                                               strict=True)):
         slug = f"stage2_crossmodal_round{round_index + 1}"
-        score_encoder(f"audio encoder, cross-modal DLG-LC, round {round_index + 1}", slug, audio_path)
-        score_faces(f"face encoder, cross-modal DLG-LC, round {round_index + 1}", f"{slug}_face", face_path)
-        score_fused(f"audio + face fused, cross-modal DLG-LC, round {round_index + 1}", slug, f"{slug}_face")
+        score_encoder(_cross_modal_title("audio encoder", round_index + 1), slug, audio_path)
+        score_faces(_cross_modal_title("face encoder", round_index + 1), f"{slug}_face", face_path)
+        score_fused(_cross_modal_title("audio + face fused", round_index + 1), slug, f"{slug}_face")
         gates.append(_gate_row("crossmodal", cross.rounds[round_index]))
         clusterings += _fusion_rows(round_dir(cross.output_dir, round_index) / "labels.json", round_index + 1)
 
     timings["total"] = round(time.perf_counter() - started, 1)
-    gains = stage_gains(results, _comparisons(
-        f"DINO ({config.optim.epochs} epochs)", budget, face_config.optim.epochs, len(cross.round_encoders)), lists)
+    gains = stage_gains(results, _comparisons(dino_title, more_title, ca_title, face_title, len(cross.round_encoders)),
+                        lists)
     table = format_table(results, lists)
     gains_table = format_gains(gains, lists)
     cluster_table = _cluster_table(clusterings) + "\n\n" + _gate_table(gates)
@@ -440,22 +447,26 @@ def plot_gate_figure(run_dir: Path, out_png: Path, round_index: int = 0) -> None
                    f"round {round_index + 1}, {before.stem}: losses and the mixture fitted on them ({status})")
 
 
-def _comparisons(dino: str, budget: str, face_epochs: int, rounds: int) -> list[Comparison]:
+def _cross_modal_title(part: str, round_number: int) -> str:
+    """The row of one system of cross-modal DLG-LC: the audio encoder, the face encoder, or their fusion."""
+    return f"{part}, cross-modal DLG-LC, round {round_number}"
+
+
+def _comparisons(dino: str, more_dino: str, ca_dino: str, face: str, rounds: int) -> list[Comparison]:
     """The comparisons the method's claims rest on, between rows of the demo's table (titles as scored)."""
-    last = f"round {rounds}"
-    no_gate, fixed, dlg_lc, truth = (f"{PSEUDO_VARIANTS[name][0]}, {last}" for name in ("nogate", "fixed", "dlglc", "truth"))
-    ca_dino, face = f"CA-DINO ({budget})", f"face: visual DINO ({face_epochs} epochs)"
-    cross = {part: f"{part}, cross-modal DLG-LC, {last}" for part in ("audio encoder", "face encoder", "audio + face fused")}
+    no_gate, fixed, dlg_lc, truth = (f"{PSEUDO_VARIANTS[name][0]}, round {rounds}"
+                                     for name in ("nogate", "fixed", "dlglc", "truth"))
+    cross = {part: _cross_modal_title(part, rounds) for part in ("audio encoder", "face encoder", "audio + face fused")}
     return [
-        Comparison(f"stage I: {dino} vs no learning (MFCC)", dino, ("MFCC mean+std (no learning)",)),
-        Comparison("cluster-aware DINO vs plain DINO, same budget", ca_dino, (f"DINO ({budget})",)),
+        Comparison(f"stage I: {dino} vs no learning (MFCC)", dino, (MFCC_TITLE,)),
+        Comparison("cluster-aware DINO vs plain DINO, same budget", ca_dino, (more_dino,)),
         Comparison(f"stage II: pseudo-labels, {rounds} rounds, no gate vs its start (CA-DINO)", no_gate, (ca_dino,)),
         Comparison("stage II: the last round vs the first (no gate)", no_gate, (f"{PSEUDO_VARIANTS['nogate'][0]}, round 1",)),
         Comparison("DLG-LC vs no gate", dlg_lc, (no_gate,)),
         Comparison("DLG-LC vs the fixed gate (LGL)", dlg_lc, (fixed,)),
         Comparison("TRUE labels vs DLG-LC (the gap to supervision; reference only)", truth, (dlg_lc,)),
-        Comparison("audio + face scores vs the better modality alone (stage I encoders)",
-                   "audio + face fused: CA-DINO + visual DINO", (ca_dino, face)),
+        Comparison("audio + face scores vs the better modality alone (stage I encoders)", FUSED_STAGE_ONE_TITLE,
+                   (ca_dino, face)),
         Comparison("speaker encoder: cross-modal vs audio-only DLG-LC", cross["audio encoder"], (dlg_lc,)),
         Comparison("audio + face scores vs the better modality alone (cross-modal encoders)",
                    cross["audio + face fused"], (cross["audio encoder"], cross["face encoder"])),
