@@ -146,8 +146,7 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
     timed("prepare", lambda: prepare_corpus(corpus, data, workers=workers))
     dev = read_manifest(data / "manifests" / "dev.tsv")
     test = read_manifest(data / "manifests" / "test.tsv")
-    # Balanced list first, then the hard one (the O / H order of the VoxCeleb protocol).
-    trial_files = sorted((data / "trials").glob("*.txt"), key=lambda p: (not p.stem.endswith("-O"), p.stem))
+    trial_files = trial_lists(data)
     lists = [path.stem for path in trial_files]
     paths = (
         f"data.train_manifest={data / 'manifests' / 'dev.tsv'}",
@@ -269,9 +268,9 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
     for round_index, (audio_path, face_path) in enumerate(zip(cross.round_encoders, cross.round_face_encoders,
                                                               strict=True)):
         slug = f"stage2_crossmodal_round{round_index + 1}"
-        score_encoder(_cross_modal_title("audio encoder", round_index + 1), slug, audio_path)
-        score_faces(_cross_modal_title("face encoder", round_index + 1), f"{slug}_face", face_path)
-        score_fused(_cross_modal_title("audio + face fused", round_index + 1), slug, f"{slug}_face")
+        score_encoder(cross_modal_title("audio encoder", round_index + 1), slug, audio_path)
+        score_faces(cross_modal_title("face encoder", round_index + 1), f"{slug}_face", face_path)
+        score_fused(cross_modal_title("audio + face fused", round_index + 1), slug, f"{slug}_face")
         gates.append(_gate_row("crossmodal", cross.rounds[round_index]))
         clusterings += _fusion_rows(round_dir(cross.output_dir, round_index) / "labels.json", round_index + 1)
 
@@ -447,7 +446,12 @@ def plot_gate_figure(run_dir: Path, out_png: Path, round_index: int = 0) -> None
                    f"round {round_index + 1}, {before.stem}: losses and the mixture fitted on them ({status})")
 
 
-def _cross_modal_title(part: str, round_number: int) -> str:
+def trial_lists(data: Path) -> list[Path]:
+    """The prepared corpus's trial lists: the balanced one first, then the hard one (VoxCeleb's O / H order)."""
+    return sorted((data / "trials").glob("*.txt"), key=lambda p: (not p.stem.endswith("-O"), p.stem))
+
+
+def cross_modal_title(part: str, round_number: int) -> str:
     """The row of one system of cross-modal DLG-LC: the audio encoder, the face encoder, or their fusion."""
     return f"{part}, cross-modal DLG-LC, round {round_number}"
 
@@ -456,7 +460,7 @@ def _comparisons(dino: str, more_dino: str, ca_dino: str, face: str, rounds: int
     """The comparisons the method's claims rest on, between rows of the demo's table (titles as scored)."""
     no_gate, fixed, dlg_lc, truth = (f"{PSEUDO_VARIANTS[name][0]}, round {rounds}"
                                      for name in ("nogate", "fixed", "dlglc", "truth"))
-    cross = {part: _cross_modal_title(part, rounds) for part in ("audio encoder", "face encoder", "audio + face fused")}
+    cross = {part: cross_modal_title(part, rounds) for part in ("audio encoder", "face encoder", "audio + face fused")}
     return [
         Comparison(f"stage I: {dino} vs no learning (MFCC)", dino, (MFCC_TITLE,)),
         Comparison("cluster-aware DINO vs plain DINO, same budget", ca_dino, (more_dino,)),
