@@ -232,10 +232,10 @@ def run_demo(out_dir: str | Path, seed: int = 0, profile: str = "full", workers:
     score_encoder(ca_title, "ca_dino", ca_dino)
     clusterings = [_clustering_row("CA-DINO", path) for path in sorted((out / "ca_dino" / "clusters").glob("*.json"))]
     gates: list[dict] = []
-    for name, (title, _) in PSEUDO_VARIANTS.items():
+    for name in PSEUDO_VARIANTS:
         run = trained[f"train: stage II {name}"]
         for round_index, encoder_path in enumerate(run.round_encoders):
-            score_encoder(f"{title}, round {round_index + 1}", f"stage2_{name}_round{round_index + 1}", encoder_path)
+            score_encoder(pseudo_title(name, round_index + 1), f"stage2_{name}_round{round_index + 1}", encoder_path)
             if name != "truth":
                 gates.append(_gate_row(name, run.rounds[round_index]))
                 clusterings.append(_clustering_row(f"stage II {name}", round_dir(run.output_dir, round_index) / "labels.json",
@@ -451,6 +451,11 @@ def trial_lists(data: Path) -> list[Path]:
     return sorted((data / "trials").glob("*.txt"), key=lambda p: (not p.stem.endswith("-O"), p.stem))
 
 
+def pseudo_title(variant: str, round_number: int) -> str:
+    """The row of an audio-only stage-II variant (a key of :data:`PSEUDO_VARIANTS`) after a round."""
+    return f"{PSEUDO_VARIANTS[variant][0]}, round {round_number}"
+
+
 def cross_modal_title(part: str, round_number: int) -> str:
     """The row of one system of cross-modal DLG-LC: the audio encoder, the face encoder, or their fusion."""
     return f"{part}, cross-modal DLG-LC, round {round_number}"
@@ -458,14 +463,13 @@ def cross_modal_title(part: str, round_number: int) -> str:
 
 def _comparisons(dino: str, more_dino: str, ca_dino: str, face: str, rounds: int) -> list[Comparison]:
     """The comparisons the method's claims rest on, between rows of the demo's table (titles as scored)."""
-    no_gate, fixed, dlg_lc, truth = (f"{PSEUDO_VARIANTS[name][0]}, round {rounds}"
-                                     for name in ("nogate", "fixed", "dlglc", "truth"))
+    no_gate, fixed, dlg_lc, truth = (pseudo_title(name, rounds) for name in ("nogate", "fixed", "dlglc", "truth"))
     cross = {part: cross_modal_title(part, rounds) for part in ("audio encoder", "face encoder", "audio + face fused")}
     return [
         Comparison(f"stage I: {dino} vs no learning (MFCC)", dino, (MFCC_TITLE,)),
         Comparison("cluster-aware DINO vs plain DINO, same budget", ca_dino, (more_dino,)),
         Comparison(f"stage II: pseudo-labels, {rounds} rounds, no gate vs its start (CA-DINO)", no_gate, (ca_dino,)),
-        Comparison("stage II: the last round vs the first (no gate)", no_gate, (f"{PSEUDO_VARIANTS['nogate'][0]}, round 1",)),
+        Comparison("stage II: the last round vs the first (no gate)", no_gate, (pseudo_title("nogate", 1),)),
         Comparison("DLG-LC vs no gate", dlg_lc, (no_gate,)),
         Comparison("DLG-LC vs the fixed gate (LGL)", dlg_lc, (fixed,)),
         Comparison("TRUE labels vs DLG-LC (the gap to supervision; reference only)", truth, (dlg_lc,)),

@@ -17,20 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from avssl.config import PseudoTrainConfig, load_config
 from avssl.data.manifest import read_manifest
-from avssl.demo import PSEUDO_VARIANTS, cross_modal_title, trial_lists
+from avssl.demo import cross_modal_title, pseudo_title, trial_lists
 from avssl.errors import DataError
 from avssl.eval.evaluate import evaluate_trials, mean_embedding
 from avssl.eval.extract import embed_utterances, encoder_embedder
 from avssl.train.encoder_file import load_encoder
 from avssl.train.stage_pseudo import train_pseudo_labels
 from avssl.utils.atomic import atomic_write_json
+
+DEMO_CONFIG = Path("stage2") / "crossmodal" / "config.yaml"  # in a demo run's folder
 
 
 def speaker_encoder_eer(run: Path, weight: float) -> dict[str, float]:
@@ -39,44 +40,46 @@ def speaker_encoder_eer(run: Path, weight: float) -> dict[str, float]:
     done = folder / "eer.json"
     if done.is_file():
         return json.loads(done.read_text())
-    demo_config = run / "stage2" / "crossmodal" / "config.yaml"
-    if not demo_config.is_file():
-        raise DataError(f"{demo_config} is missing: run the demo (benchmarks/bench_demo_seeds.py) into {run} first")
-    if load_config(PseudoTrainConfig, demo_config).cross_modal.audio_weight == weight:
-        return _demo_row(run, lambda n: cross_modal_title("audio encoder", n))  # the demo trained this weight
-    config = load_config(PseudoTrainConfig, demo_config, [
+    demo = _demo_config(run)
+    if demo.cross_modal.audio_weight == weight:  # the demo trained this weight: read its row
+        return _demo_row(run, cross_modal_title("audio encoder", demo.rounds.count))
+    config = load_config(PseudoTrainConfig, run / DEMO_CONFIG, [
         f"run.output_dir={folder}", f"cross_modal.audio_weight={weight}", "run.progress=false"])
     result = train_pseudo_labels(config, resume=True)
-    eer = _score(run, result.round_encoders[-1])
+    eer = _score(run, result.round_encoders[-1], config.data.sample_rate)
     atomic_write_json(done, eer)
     return eer
 
 
-def _score(run: Path, encoder_path: Path) -> dict[str, float]:
+def _demo_config(run: Path) -> PseudoTrainConfig:
+    """The config the demo's cross-modal stage ran with."""
+    if not (run / DEMO_CONFIG).is_file():
+        raise DataError(f"{run / DEMO_CONFIG} is missing: run the demo (benchmarks/bench_demo_seeds.py) into {run} first")
+    return load_config(PseudoTrainConfig, run / DEMO_CONFIG)
+
+
+def _score(run: Path, encoder_path: Path, sample_rate: int) -> dict[str, float]:
     """As the demo scores a speaker encoder: full utterances, cosine after subtracting the mean training embedding."""
     data = run / "data"
     dev, test = (read_manifest(data / "manifests" / f"{split}.tsv") for split in ("dev", "test"))
-    trial_files = trial_lists(data)
     encoder, fbank, _ = load_encoder(encoder_path)
     embed = encoder_embedder(encoder, fbank)
-    rate = load_config(PseudoTrainConfig, run / "stage2" / "crossmodal" / "config.yaml").data.sample_rate
-    dev_emb, test_emb = embed_utterances(embed, dev, rate), embed_utterances(embed, test, rate)
-    results = evaluate_trials(trial_files, [u.key for u in test], test_emb, mean_embedding(dev_emb), None)
+    dev_emb, test_emb = embed_utterances(embed, dev, sample_rate), embed_utterances(embed, test, sample_rate)
+    results = evaluate_trials(trial_lists(data), [u.key for u in test], test_emb, mean_embedding(dev_emb), None)
     return {name: 100 * report["eer"] for name, report in results.items()}
 
 
-def _demo_row(run: Path, title: Callable[[int], str]) -> dict[str, float]:
-    """EER (%) per trial list of the run's row ``title(N)`` for the last round N the run scored."""
+def _demo_row(run: Path, title: str) -> dict[str, float]:
+    """EER (%) per trial list of the row ``title`` of the run's results."""
     results = json.loads((run / "results.json").read_text())["results"]
-    rounds = [n for n in range(1, 100) if title(n) in results]
-    if not rounds:
-        raise DataError(f"{run / 'results.json'} has no row {title(1)!r}: is it a finished demo run?")
-    return {name: 100 * report["eer"] for name, report in results[title(rounds[-1])].items()}
+    if title not in results:
+        raise DataError(f"{run / 'results.json'} has no row {title!r}: is it a finished demo run?")
+    return {name: 100 * report["eer"] for name, report in results[title].items()}
 
 
 def _audio_only_eer(run: Path) -> dict[str, float]:
     """The run's audio-only DLG-LC speaker encoder after its last round (the row the weight must beat)."""
-    return _demo_row(run, lambda n: f"{PSEUDO_VARIANTS['dlglc'][0]}, round {n}")
+    return _demo_row(run, pseudo_title("dlglc", _demo_config(run).rounds.count))
 
 
 def main() -> None:
